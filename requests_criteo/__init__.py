@@ -1,0 +1,43 @@
+"""requests-criteo: OAuth2 for the Criteo APIs, the requests way.
+
+Three ways in, from the smallest change to the most shared::
+
+    requests.get(url, auth=CriteoAuth(client_id, client_secret))      # drop-in
+    session.mount("https://api.criteo.com/", CriteoAdapter(auth))     # shared session
+    s = requests_criteo.session(client_id, client_secret)             # ready-made session
+
+Tokens are cached process-wide and shared by threads; a 401 from Criteo causes one
+refresh and one resend. The public names are listed in ``__all__``; modules whose names
+start with ``_`` are private.
+"""
+
+from .__version__ import __version__
+from ._cache import DEFAULT_LIFETIME, MAX_LIFETIME, Token, TokenCache, shared_cache
+from .adapters import CriteoAdapter, session
+from .auth import DEFAULT_TOKEN_URL, USER_AGENT, CriteoAuth
+from .exceptions import (
+    CriteoAuthError,
+    InsecureTransportError,
+    InvalidTokenResponse,
+    TokenRequestError,
+)
+from .retry import CriteoRetry
+
+__all__ = [
+    "DEFAULT_LIFETIME",
+    "DEFAULT_TOKEN_URL",
+    "MAX_LIFETIME",
+    "USER_AGENT",
+    "CriteoAdapter",
+    "CriteoAuth",
+    "CriteoAuthError",
+    "CriteoRetry",
+    "InsecureTransportError",
+    "InvalidTokenResponse",
+    "Token",
+    "TokenCache",
+    "TokenRequestError",
+    "__version__",
+    "session",
+    "shared_cache",
+]

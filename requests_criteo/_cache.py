@@ -1,0 +1,291 @@
+"""Tokens and the process-wide token cache with single-flight fetching.
+
+What lives here: :class:`Token` (an access token and its schedule), :func:`lifetime_from`
+(turning whatever ``expires_in`` a server sends into a sane number of seconds) and
+:class:`TokenCache` (a cachetools ``TLRUCache`` behind a lock, plus the bookkeeping that
+makes N threads needing the same token cause one token request). What does not: any
+HTTP; the fetch itself is a callable handed in by :mod:`requests_criteo.auth`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from cachetools import LRUCache, TLRUCache
+
+from .exceptions import TokenRequestError
+
+Timer = Callable[[], float]
+
+#: Seconds a token is trusted when the server's ``expires_in`` is missing or unusable.
+#: Criteo's tokens live 900 s; a third of that keeps a script safe if that ever changes.
+DEFAULT_LIFETIME = 300.0
+#: The longest lifetime believed, whatever the server says: a token is never used "forever".
+MAX_LIFETIME = 3600.0
+#: A token is replaced this many seconds before it expires (or at half its life if shorter).
+MAX_MARGIN = 60.0
+
+
+def lifetime_from(expires_in: object) -> float:
+    """The lifetime, in seconds, to give a token whose answer said *expires_in*.
+
+    Numbers and numeric strings are believed when finite and positive, up to
+    :data:`MAX_LIFETIME`; anything else (missing, ``null``, ``true``, zero, negative,
+    ``NaN``, ``Infinity``, text) gets :data:`DEFAULT_LIFETIME`.
+
+    >>> lifetime_from(900), lifetime_from("900"), lifetime_from(None), lifetime_from(1e12)
+    (900.0, 900.0, 300.0, 3600.0)
+    """
+    if isinstance(expires_in, bool):
+        return DEFAULT_LIFETIME
+    value: float
+    if isinstance(expires_in, (int, float)):
+        value = float(expires_in)
+    elif isinstance(expires_in, str):
+        try:
+            value = float(expires_in.strip())
+        except ValueError:
+            return DEFAULT_LIFETIME
+    else:
+        return DEFAULT_LIFETIME
+    if not math.isfinite(value) or value <= 0:
+        return DEFAULT_LIFETIME
+    return min(value, MAX_LIFETIME)
+
+
+def margin_for(lifetime: float) -> float:
+    """Seconds before expiry at which a token of *lifetime* is replaced: min(60, lifetime/2)."""
+    return min(MAX_MARGIN, lifetime / 2)
+
+
+class Token:
+    """An access token, when it was obtained and when it must be replaced.
+
+    Tokens never show their value: ``repr`` prints ``[secure]`` and pickling refuses.
+    ``dropped`` is set once the API has answered 401 to it, so every auth holding it
+    stops using it at once.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "access_token",
+        "dropped",
+        "expires_at",
+        "header",
+        "lifetime",
+        "obtained_at",
+        "refresh_at",
+        "refresh_token",
+    )
+
+    def __init__(
+        self,
+        access_token: str,
+        *,
+        lifetime: float,
+        obtained_at: float,
+        refresh_token: str | None = None,
+    ) -> None:
+        self.access_token = access_token
+        self.header = "Bearer " + access_token
+        self.lifetime = lifetime
+        self.obtained_at = obtained_at
+        self.expires_at = obtained_at + lifetime
+        self.refresh_at = self.expires_at - margin_for(lifetime)
+        self.refresh_token = refresh_token
+        self.dropped = False
+
+    def usable(self, now: float) -> bool:
+        """Whether the token may still be sent at time *now* (of the cache's timer)."""
+        return not self.dropped and now < self.refresh_at
+
+    def __repr__(self) -> str:
+        return f"<Token [secure] lifetime={self.lifetime:g}s>"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a Token is never pickled: it would put a bearer token on disk")
+
+
+class _Flight:
+    """One token request under way, and what every waiter for it will get."""
+
+    __slots__ = ("done", "error", "token")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.token: Token | None = None
+        self.error: BaseException | None = None
+
+
+_CACHES: weakref.WeakSet[TokenCache] = weakref.WeakSet()
+
+
+class TokenCache:
+    """A bounded, thread-safe cache of tokens, each kept until its own refresh time.
+
+    Keys are hashable tuples built by :class:`~requests_criteo.CriteoAuth` (token URL,
+    client id, a fingerprint of the secret, grant): never a secret. Every ``CriteoAuth``
+    of the process shares :func:`shared_cache`'s instance unless given another, so a
+    script that builds a new auth for every call still makes one token request per
+    token lifetime::
+
+        cache = TokenCache(timer=fake_clock)        # tests drive time themselves
+        auth = CriteoAuth(client_id, client_secret, cache=cache)
+
+    :param maxsize: how many tokens are kept at most (the least recently used goes first).
+    :param timer: the clock, in seconds; monotonic by default so that wall-clock jumps
+        and suspends cannot make an expired token look fresh.
+    """
+
+    def __init__(self, maxsize: int = 1024, timer: Timer = time.monotonic) -> None:
+        if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 1:
+            raise ValueError(f"maxsize must be a positive int, got {maxsize!r}")
+        if not callable(timer):
+            raise TypeError("timer must be a callable returning seconds, like time.monotonic")
+        self.timer = timer
+        self.maxsize = maxsize
+        self._tokens: TLRUCache[Hashable, Token] = TLRUCache(
+            maxsize=maxsize, ttu=_refresh_time, timer=timer
+        )
+        self._lock = threading.Lock()
+        self._flights: dict[Hashable, _Flight] = {}
+        _CACHES.add(self)
+
+    def __repr__(self) -> str:
+        return f"<TokenCache tokens={len(self)} maxsize={self.maxsize}>"
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._tokens.expire()
+            return len(self._tokens)
+
+    def get(self, key: Hashable) -> Token | None:
+        """The cached token for *key* if it is still usable, else ``None``."""
+        with self._lock:
+            token = self._tokens.get(key)
+        if token is not None and token.usable(self.timer()):
+            return token
+        return None
+
+    def put(self, key: Hashable, token: Token) -> None:
+        """Cache *token* under *key* until its refresh time."""
+        with self._lock:
+            self._tokens[key] = token
+
+    def drop(self, key: Hashable, token: Token) -> bool:
+        """Forget *token*, which the API refused; ``True`` if it was still the cached one.
+
+        The token is marked unusable either way. The cache entry is removed only when it
+        is still *token*, so that 64 threads receiving 401 for the same token cause one
+        new token request, not 64.
+        """
+        token.dropped = True
+        with self._lock:
+            if self._tokens.get(key) is token:
+                del self._tokens[key]
+                return True
+        return False
+
+    def clear(self) -> None:
+        """Forget every token (requests under way keep the token they already carry)."""
+        with self._lock:
+            for token in self._tokens.values():
+                token.dropped = True
+            self._tokens.clear()
+
+    def get_or_fetch(self, key: Hashable, fetch: Callable[[], Token], wait: float) -> Token:
+        """The usable token for *key*, calling *fetch* once however many threads ask.
+
+        The first thread to find no token becomes the leader and calls *fetch*; the
+        others wait up to *wait* seconds for its outcome and get the same token or a copy
+        of the same exception. No lock is held while *fetch* runs, and a failure is not
+        remembered: the next call tries again.
+        """
+        with self._lock:
+            token = self._tokens.get(key)
+            if token is not None and token.usable(self.timer()):
+                return token
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+        if not leader:
+            return self._follow(flight, wait)
+        try:
+            token = fetch()
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        else:
+            flight.token = token
+            self.put(key, token)
+            return token
+        finally:
+            with self._lock:
+                if self._flights.get(key) is flight:
+                    del self._flights[key]
+            flight.done.set()
+
+    @staticmethod
+    def _follow(flight: _Flight, wait: float) -> Token:
+        if not flight.done.wait(wait):
+            raise TokenRequestError(
+                f"gave up after {wait:g} s waiting for another thread's token request"
+            )
+        if flight.error is not None:
+            # A copy, so that threads do not grow one traceback between them.
+            try:
+                error = copy.copy(flight.error)
+            except Exception:  # an exception type that cannot be copied: share it
+                error = flight.error
+            raise error
+        assert flight.token is not None
+        return flight.token
+
+    def _after_fork(self) -> None:
+        # A lock held or a fetch under way in the parent's other threads would never be
+        # released in the child: start afresh, keeping the tokens (still valid).
+        self._lock = threading.Lock()
+        self._flights = {}
+
+
+def _refresh_time(_key: Hashable, token: Token, _now: float) -> float:
+    return token.refresh_at
+
+
+_shared_lock = threading.Lock()
+_DEFAULT = TokenCache()
+_BY_TIMER: LRUCache[Timer, TokenCache] = LRUCache(maxsize=64)
+
+
+def shared_cache(timer: Timer | None = None) -> TokenCache:
+    """The process-wide cache for *timer* (``time.monotonic`` when ``None``).
+
+    Every auth built without ``cache=`` uses it, so tokens are shared across auths,
+    adapters and sessions. Auths given the same custom timer share a cache of its own.
+    """
+    if timer is None or timer is time.monotonic:
+        return _DEFAULT
+    with _shared_lock:
+        cache = _BY_TIMER.get(timer)
+        if cache is None:
+            cache = _BY_TIMER[timer] = TokenCache(timer=timer)
+        return cache
+
+
+def _reinit_after_fork() -> None:
+    global _shared_lock
+    _shared_lock = threading.Lock()
+    for cache in list(_CACHES):
+        cache._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - absent only on Windows
+    os.register_at_fork(after_in_child=_reinit_after_fork)

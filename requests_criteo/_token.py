@@ -1,0 +1,340 @@
+"""The token endpoint: sending the form, retrying, reading and checking the answer.
+
+What lives here: :class:`TokenEndpoint`, which posts an OAuth2 token request through a
+private session and returns a :class:`~requests_criteo._cache.Token` or raises one of
+:mod:`requests_criteo.exceptions`. What does not: deciding *when* to ask (the cache and
+the auth do that) and building the form (oauthlib's clients, in :mod:`.auth`).
+
+Rules it keeps, whatever the user's own requests configuration says:
+
+* its own session, so the user's adapters, hooks and auth never see the secret;
+  an explicit no-op auth, so ``~/.netrc`` is never read;
+* redirects are never followed: a 3xx is an error and the form, secret included, is
+  never posted to another place;
+* its own connect/read timeouts and a total deadline across every attempt;
+* a capped read of the answer, which is never echoed in an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import requests
+from oauthlib.oauth2 import OAuth2Error
+from oauthlib.oauth2.rfc6749.parameters import parse_token_response
+from requests.auth import AuthBase
+from urllib3.exceptions import MaxRetryError
+
+from ._cache import Token, lifetime_from
+from .exceptions import InvalidTokenResponse, TokenRequestError
+from .retry import CriteoRetry
+
+log = logging.getLogger("requests_criteo")
+
+#: The largest token answer read; a Criteo token answer is about 1.5 KB.
+MAX_TOKEN_BODY = 64 * 1024
+#: A token must be visible ASCII without spaces to go in an ``Authorization`` header.
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+_SHORT = 200
+
+
+class _NoAuth(AuthBase):
+    """An auth that changes nothing; set so that requests never falls back to .netrc."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return r
+
+    def __repr__(self) -> str:
+        return "<_NoAuth>"
+
+
+NO_AUTH = _NoAuth()
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """*text* with every non-empty secret replaced by ``[secure]``, cut to 200 characters."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[secure]")
+    return text if len(text) <= _SHORT else text[: _SHORT - 3] + "..."
+
+
+def _trace_id(data: dict[str, Any]) -> str | None:
+    """Criteo's trace id from an answer: top level, or in its first error."""
+    holders: list[dict[str, Any]] = [data]
+    errors = data.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        holders.append(errors[0])
+    for holder in holders:
+        for key in ("traceId", "traceIdentifier", "trace_id"):
+            value = holder.get(key)
+            if isinstance(value, str) and value:
+                return value[:100]
+    return None
+
+
+class TokenEndpoint:
+    """Posts token requests to one URL and turns the answers into tokens.
+
+    :param url: the validated token URL.
+    :param timeout: ``(connect, read)`` seconds for one attempt.
+    :param deadline: seconds for the whole fetch, retries and waits included.
+    :param retry: the policy for 429, 5xx and connection errors.
+    :param session: the private session to send through (built when ``None``).
+    :param clock: a monotonic clock for the deadline.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: tuple[float, float],
+        deadline: float,
+        retry: CriteoRetry,
+        user_agent: str,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.deadline = deadline
+        self.retry = retry
+        self.user_agent = user_agent
+        self.session = session if session is not None else self._new_session()
+        self.clock = clock
+
+    @staticmethod
+    def _new_session() -> requests.Session:
+        session = requests.Session()
+        session.auth = NO_AUTH
+        session.max_redirects = 0
+        return session
+
+    def fetch(
+        self,
+        body: str,
+        *,
+        secrets: list[str],
+        timer: Callable[[], float],
+        retry: bool = True,
+    ) -> Token:
+        """Send the urlencoded form *body* and return the token of the answer.
+
+        :param secrets: the values in *body* that must never appear in an error.
+        :param timer: the cache's clock, read before sending so that the token's schedule
+            errs on the early side.
+        :param retry: ``False`` for requests that must not be sent twice (a single-use
+            authorization code): only a 429, which Criteo did not execute, is retried.
+        """
+        start = self.clock()
+        policy = self.retry.new()
+        attempt = 0
+        while True:
+            attempt += 1
+            obtained_at = timer()
+            remaining = self.deadline - (self.clock() - start)
+            timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
+            response: requests.Response | None = None
+            try:
+                response = self.session.post(
+                    self.url,
+                    data=body,
+                    headers={
+                        "Accept": "application/json",
+                        "Content-Type": "application/x-www-form-urlencoded",
+                        "User-Agent": self.user_agent,
+                    },
+                    timeout=timeout,
+                    allow_redirects=False,
+                    stream=True,
+                    auth=NO_AUTH,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                failure = f"could not reach the token endpoint ({type(exc).__name__})"
+                if not retry:
+                    raise TokenRequestError(failure) from None
+                error: Exception | None = exc
+            else:
+                status = response.status_code
+                if status < 300:
+                    answer = self._read(response, start)
+                    return self._token(answer, status, obtained_at, secrets)
+                if 300 <= status < 400:
+                    response.close()
+                    raise TokenRequestError(
+                        f"the token endpoint answered a redirect (HTTP {status}); it was not "
+                        "followed, so the client secret went nowhere else. Check token_url.",
+                        status_code=status,
+                    )
+                retryable = policy.is_retry("POST", status) and (retry or status == 429)
+                if not retryable:
+                    answer = self._read(response, start)
+                    raise self._refusal(answer, status, secrets)
+                response.close()
+                failure = f"the token endpoint answered HTTP {status}"
+                error = None
+            wait = self._next_wait(policy, response, error)
+            try:
+                policy = policy.increment(
+                    method="POST",
+                    url=self.url,
+                    response=response.raw if response is not None else None,
+                    error=error,
+                )
+            except MaxRetryError:
+                raise TokenRequestError(
+                    f"{failure}; gave up after {attempt} attempts",
+                    status_code=response.status_code if response is not None else None,
+                ) from None
+            wait = policy.get_backoff_time() if wait is None else wait
+            remaining = self.deadline - (self.clock() - start)
+            if wait >= remaining:
+                raise TokenRequestError(
+                    f"{failure}; gave up after {attempt} attempts: the next one would pass "
+                    f"the {self.deadline:g} s deadline",
+                    status_code=response.status_code if response is not None else None,
+                )
+            log.info("token request failed (%s); attempt %d in %.2f s", failure, attempt + 1, wait)
+            if wait > 0:
+                policy.sleep_func(wait)
+
+    @staticmethod
+    def _next_wait(
+        policy: CriteoRetry, response: requests.Response | None, error: Exception | None
+    ) -> float | None:
+        if response is None or error is not None:
+            return None
+        return policy.get_retry_after(response.raw)
+
+    def _read(self, response: requests.Response, start: float) -> bytes:
+        """The body of *response*, refusing more than :data:`MAX_TOKEN_BODY` or a trickle."""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            declared = int(response.headers.get("Content-Length", "0"))
+            if declared > MAX_TOKEN_BODY:
+                raise InvalidTokenResponse(
+                    f"the token endpoint's answer is {declared} bytes, more than the "
+                    f"{MAX_TOKEN_BODY} a token answer can be; it was not read"
+                )
+            while True:
+                chunk = response.raw.read1(8192, decode_content=True)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_TOKEN_BODY:
+                    raise InvalidTokenResponse(
+                        f"the token endpoint's answer is larger than {MAX_TOKEN_BODY} bytes, "
+                        "more than a token answer can be; reading stopped"
+                    )
+                if self.clock() - start > self.deadline:
+                    raise TokenRequestError(
+                        f"the token endpoint's answer was still arriving after the "
+                        f"{self.deadline:g} s deadline; reading stopped",
+                        status_code=response.status_code,
+                    )
+        except ValueError:
+            raise InvalidTokenResponse(
+                "the token endpoint sent an invalid Content-Length"
+            ) from None
+        except requests.RequestException:
+            raise
+        except Exception as exc:  # urllib3 protocol and timeout errors while reading
+            raise TokenRequestError(
+                f"reading the token endpoint's answer failed ({type(exc).__name__})",
+                status_code=response.status_code,
+            ) from None
+        finally:
+            response.close()
+        return b"".join(chunks)
+
+    @staticmethod
+    def _json(body: bytes) -> object:
+        try:
+            return json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return None
+
+    def _refusal(self, body: bytes, status: int, secrets: list[str]) -> TokenRequestError:
+        data = self._json(body)
+        error = description = trace_id = None
+        if isinstance(data, dict):
+            if isinstance(data.get("error"), str):
+                error = redact(data["error"], secrets)[:64]
+            if isinstance(data.get("error_description"), str):
+                description = redact(data["error_description"], secrets)
+            trace_id = _trace_id(data)
+        message = f"the token endpoint refused the request: HTTP {status}"
+        if error:
+            message += f" {error}"
+        if description:
+            message += f": {description}"
+        if trace_id:
+            message += f" (trace id {trace_id})"
+        return TokenRequestError(
+            message,
+            status_code=status,
+            error=error,
+            error_description=description,
+            trace_id=trace_id,
+        )
+
+    def _token(self, body: bytes, status: int, obtained_at: float, secrets: list[str]) -> Token:
+        data = self._json(body)
+        if not isinstance(data, dict):
+            kind = (
+                "empty"
+                if not body.strip()
+                else ("not JSON" if data is None else f"a JSON {type(data).__name__}")
+            )
+            raise InvalidTokenResponse(
+                f"the token endpoint answered HTTP {status} with a body that is {kind}, "
+                "not a JSON object with an access_token"
+            )
+        if "error" in data:
+            raise self._refusal(body, status, secrets)
+        access_token = data.get("access_token")
+        if not isinstance(access_token, str) or not access_token:
+            raise InvalidTokenResponse(
+                f"the token endpoint answered HTTP {status} without a usable access_token"
+            )
+        if not _HEADER_SAFE.fullmatch(access_token):
+            raise InvalidTokenResponse(
+                "the token endpoint sent an access_token that cannot go in an HTTP header "
+                "(spaces, line breaks or non-ASCII characters); it was not used"
+            )
+        token_type = data.get("token_type", "Bearer")
+        if not isinstance(token_type, str) or token_type.lower() != "bearer":
+            raise InvalidTokenResponse(
+                "the token endpoint sent a token_type other than Bearer; only bearer "
+                "tokens are supported"
+            )
+        refresh_token = data.get("refresh_token")
+        if refresh_token is not None and not isinstance(refresh_token, str):
+            raise InvalidTokenResponse("the token endpoint sent a refresh_token that is not text")
+        # oauthlib checks the rest of the answer's shape; expires_in is ours to judge
+        # (oauthlib refuses "900.0" and crashes on NaN), so it is left out here.
+        # token_type is set to what was just checked so that oauthlib never consults its
+        # process-wide OAUTHLIB_STRICT_TOKEN_TYPE switch.
+        checked = {k: v for k, v in data.items() if k not in ("expires_in", "expires_at")}
+        checked["token_type"] = "Bearer"  # noqa: S105 - a token type, not a secret
+        try:
+            parse_token_response(json.dumps(checked))
+        except (OAuth2Error, ValueError, Warning) as exc:
+            raise InvalidTokenResponse(
+                f"the token endpoint's answer was refused by oauthlib ({type(exc).__name__})"
+            ) from None
+        lifetime = lifetime_from(data.get("expires_in"))
+        log.debug("token obtained from %s, lifetime %g s", self.url, lifetime)
+        return Token(
+            access_token,
+            lifetime=lifetime,
+            obtained_at=obtained_at,
+            refresh_token=refresh_token or None,
+        )

@@ -1,0 +1,392 @@
+"""CriteoAuth: a requests auth that sends a cached Criteo bearer token, and resends once on 401.
+
+What lives here: :class:`CriteoAuth` and the per-request bookkeeping of its 401 hook.
+What does not: the token cache (:mod:`._cache`), the HTTP exchange with the token
+endpoint (:mod:`._token`), the mounted adapter (:mod:`.adapters`).
+
+How a request is decorated, and why it is safe with many threads:
+
+* ``__call__`` only decorates: if the request's URL belongs to a Criteo origin it sets
+  ``Authorization: Bearer ...`` from the cache and registers :meth:`CriteoAuth.handle_401`.
+  Network work happens only when no usable token is cached; when one is, no lock is taken.
+* What a request needs for its resend (which token it carried, where its body started,
+  whether it is itself a resend) is kept on the request, never on the shared auth.
+* On a 401 from a Criteo origin the hook drops the token only if it is still the cached
+  one, gets a fresh one (one token request however many threads saw the 401), releases the
+  401's connection, and resends a copy once. A 403 is left alone: a new token cannot fix it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import requests
+from oauthlib.oauth2 import BackendApplicationClient
+from requests.auth import AuthBase
+from requests.cookies import extract_cookies_to_jar
+from requests.utils import default_user_agent
+
+from . import _origins
+from .__version__ import __version__
+from ._cache import Timer, Token, TokenCache, shared_cache
+from ._token import TokenEndpoint
+from .exceptions import CriteoAuthError
+from .retry import CriteoRetry
+
+__all__ = ["DEFAULT_TOKEN_URL", "USER_AGENT", "CriteoAuth"]
+
+log = logging.getLogger("requests_criteo")
+log.addHandler(logging.NullHandler())
+
+#: Criteo's one token endpoint, for every API and every grant.
+DEFAULT_TOKEN_URL = "https://api.criteo.com/oauth2/token"  # noqa: S105 - a URL
+#: requests' own User-Agent followed by ours, so Criteo's support can tell the traffic apart.
+USER_AGENT = f"{default_user_agent()} requests-criteo/{__version__}"
+
+#: The most of a 401's body read before its connection is released for the resend.
+MAX_401_BODY = 64 * 1024
+_STATE = "_criteo_state"
+
+# Secrets by (client_id, fingerprint), so that an auth unpickled or copied in this
+# process (or a forked child) finds its secret without the pickle carrying it.
+_SECRETS: dict[tuple[str, str], str] = {}
+_SECRETS_LOCK = threading.Lock()
+
+
+def fingerprint(client_id: str, client_secret: str) -> str:
+    """A short, one-way fingerprint of a credential pair: safe to log and to use as a key."""
+    digest = hashlib.sha256(f"requests-criteo\0{client_id}\0{client_secret}".encode())
+    return digest.hexdigest()[:24]
+
+
+class _RequestState:
+    """What one request needs for its 401 handling; lives on the PreparedRequest."""
+
+    __slots__ = ("auth", "body_position", "replayable", "resent", "token")
+
+    def __init__(
+        self,
+        auth: CriteoAuth,
+        token: Token,
+        request: requests.PreparedRequest,
+        resent: bool = False,
+    ) -> None:
+        self.auth = auth
+        self.token = token
+        self.resent = resent
+        self.body_position: int | None = None
+        body: Any = request.body
+        if body is None or isinstance(body, (bytes, str)):
+            self.replayable = True
+        elif hasattr(body, "seek") and hasattr(body, "tell"):
+            try:
+                seekable = body.seekable() if hasattr(body, "seekable") else True
+                self.body_position = body.tell() if seekable else None
+            except (OSError, ValueError):
+                self.body_position = None
+            self.replayable = self.body_position is not None
+        else:  # a generator or an iterator: once sent, gone
+            self.replayable = False
+
+    def rewind(self, request: requests.PreparedRequest) -> bool:
+        """Put the body back where it started; ``False`` if that cannot be done."""
+        if self.body_position is None:
+            return self.replayable
+        try:
+            request.body.seek(self.body_position)  # type: ignore[union-attr]
+        except (OSError, ValueError, AttributeError):
+            return False
+        return True
+
+
+def _check_credential(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{name} must be a str (from Criteo's developer portal), not {type(value).__name__}"
+        )
+    if not value:
+        raise ValueError(f"{name} is empty: pass the {name} of your Criteo app")
+    if value != value.strip():
+        raise ValueError(
+            f"{name} has leading or trailing whitespace, usually a copy-paste mistake; strip it"
+        )
+    return value
+
+
+class CriteoAuth(AuthBase):
+    """Authenticate requests to the Criteo APIs with a cached OAuth2 bearer token.
+
+    Drop it into existing requests code; the first request fetches a token with the
+    client-credentials grant, later requests reuse it until shortly before it expires,
+    and a 401 from Criteo causes one refresh and one resend::
+
+        import requests
+        from requests_criteo import CriteoAuth
+
+        auth = CriteoAuth(client_id, client_secret)
+        r = requests.get("https://api.criteo.com/2025-10/retail-media/me", auth=auth)
+
+    Tokens are shared by every ``CriteoAuth`` of the process with the same credentials
+    and token URL, so building a new one per call still makes one token request per
+    token lifetime. Only requests to the API origins get a token: the scheme, host and
+    port must match exactly.
+
+    :param client_id: the app's client id.
+    :param client_secret: the app's client secret. Never logged, shown or pickled.
+    :param token_url: the token endpoint; https, or http on a loopback host (local fakes).
+    :param api_origins: the origins (``scheme://host[:port]``) that may receive the token;
+        by default the token URL's origin, ``https://api.criteo.com``.
+    :param timer: the clock for token expiry, in seconds (``time.monotonic`` by default).
+        Auths with the same timer share a cache; tests pass a fake clock.
+    :param cache: a :class:`~requests_criteo.TokenCache` to use instead of the shared one
+        (its timer is then the clock).
+    :param timeout: ``(connect, read)`` seconds for one token request.
+    :param deadline: seconds a token fetch may take in all, retries and waits included.
+    :param retry: the retry policy of the token request (a :class:`~requests_criteo.CriteoRetry`).
+    :param token_session: the session token requests go through; a private one by default.
+        Whatever it is, requests-criteo never follows a redirect or reads ``.netrc`` with it.
+    :raises InsecureTransportError: a non-loopback http URL was given.
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        token_url: str = DEFAULT_TOKEN_URL,
+        api_origins: Iterable[str] | None = None,
+        timer: Timer | None = None,
+        cache: TokenCache | None = None,
+        timeout: tuple[float, float] = (5.0, 15.0),
+        deadline: float = 60.0,
+        retry: CriteoRetry | None = None,
+        token_session: requests.Session | None = None,
+    ) -> None:
+        self.client_id = _check_credential("client_id", client_id)
+        self._secret = _check_credential("client_secret", client_secret)
+        token_origin, _ = _origins.parse_origin(token_url, what="token_url", allow_path=True)
+        self.token_url = token_url
+        if api_origins is None:
+            origins = [token_origin]
+        else:
+            if isinstance(api_origins, str):
+                api_origins = [api_origins]
+            origins = [
+                _origins.parse_origin(o, what="api_origins entry", allow_path=False)[0]
+                for o in api_origins
+            ]
+            if not origins:
+                raise ValueError("api_origins is empty: no request could ever be authenticated")
+        self.api_origins: tuple[str, ...] = tuple(str(o) for o in origins)
+        self._prefixes = tuple(p for o in origins for p in o.prefixes)
+        if (
+            not isinstance(timeout, tuple)
+            or len(timeout) != 2
+            or not all(isinstance(t, (int, float)) and t > 0 for t in timeout)
+        ):
+            raise ValueError("timeout must be a (connect, read) pair of positive seconds")
+        if not isinstance(deadline, (int, float)) or deadline <= 0:
+            raise ValueError("deadline must be a positive number of seconds")
+        if cache is not None and timer is not None and cache.timer is not timer:
+            raise ValueError("pass either timer= or cache=, or give the cache that timer")
+        self.cache = cache if cache is not None else shared_cache(timer)
+        self._custom_cache = cache is not None
+        self._timer = self.cache.timer
+        self.timeout = (float(timeout[0]), float(timeout[1]))
+        self.deadline = float(deadline)
+        self.retry = retry if retry is not None else CriteoRetry()
+        self.fingerprint = fingerprint(self.client_id, self._secret)
+        self._key = (token_url, self.client_id, self.fingerprint, "client_credentials")
+        self._endpoint = TokenEndpoint(
+            token_url,
+            timeout=self.timeout,
+            deadline=self.deadline,
+            retry=self.retry,
+            user_agent=USER_AGENT,
+            session=token_session,
+        )
+        self._token: Token | None = None
+        with _SECRETS_LOCK:
+            _SECRETS[(self.client_id, self.fingerprint)] = self._secret
+
+    def __repr__(self) -> str:
+        return f"CriteoAuth(client_id={self.client_id!r}, token_url={self.token_url!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CriteoAuth):
+            return NotImplemented
+        return self._key == other._key and self.api_origins == other.api_origins
+
+    def __hash__(self) -> int:
+        return hash((self._key, self.api_origins))
+
+    # -- the request path -------------------------------------------------------------
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        url = r.url
+        if url is None or not url.startswith(self._prefixes) or self.is_token_url(url):
+            return r
+        token = self._token
+        if token is None or token.dropped or not self._timer() < token.refresh_at:
+            token = self.token()
+        r.headers["Authorization"] = token.header
+        state: _RequestState | None = getattr(r, _STATE, None)
+        if state is None:
+            setattr(r, _STATE, _RequestState(self, token, r))
+            r.hooks["response"].append(self.handle_401)
+        elif not state.resent:
+            state.auth = self
+            state.token = token
+        return r
+
+    def is_token_url(self, url: str) -> bool:
+        """Whether *url* is this auth's token endpoint, which never gets a bearer token."""
+        return url.split("?", 1)[0] == self.token_url
+
+    def token(self) -> Token:
+        """A usable token, fetched only when none is cached (one fetch however many ask).
+
+        :raises TokenRequestError: the token endpoint refused or could not be reached.
+        :raises InvalidTokenResponse: its answer held no usable token.
+        """
+        token = self.cache.get_or_fetch(self._key, self._fetch, wait=self.deadline + 5.0)
+        self._token = token
+        return token
+
+    def _fetch(self) -> Token:
+        log.debug("requesting a token for client %s from %s", self.client_id, self.token_url)
+        client = BackendApplicationClient(self.client_id)
+        body = client.prepare_request_body(include_client_id=True, client_secret=self._secret)
+        return self._endpoint.fetch(body, secrets=[self._secret], timer=self._timer)
+
+    def invalidate(self) -> None:
+        """Forget the cached token of these credentials, so the next request fetches one."""
+        token = self.cache.get(self._key)
+        if token is not None:
+            self.cache.drop(self._key, token)
+        self._token = None
+
+    # -- the 401 hook -----------------------------------------------------------------
+
+    def handle_401(self, r: requests.Response, **kwargs: Any) -> requests.Response:
+        """Response hook: on a 401 from a Criteo origin, refresh the token and resend once.
+
+        Called by requests with the send options (timeout, verify, cert, proxies, stream)
+        as *kwargs*; the resend uses the same ones. Returns the resent request's response,
+        whose ``history`` holds the 401, or *r* itself when nothing is to be done: not a
+        401, not a request this library authenticated, already a resend, or a body that
+        cannot be sent again (a generator or a non-seekable stream).
+        """
+        if r.status_code != 401:
+            return r
+        request = r.request
+        state: _RequestState | None = getattr(request, _STATE, None)
+        if state is None or state.resent or request.url is None:
+            return r
+        auth = state.auth
+        if not request.url.startswith(auth._prefixes):
+            return r
+        if not state.replayable:
+            log.warning(
+                "Criteo answered 401 to %s %s, whose body is a stream that cannot be sent "
+                "again; returning the 401 (pass bytes or a seekable file to get a resend)",
+                request.method,
+                _origins_path(request.url),
+            )
+            auth.cache.drop(auth._key, state.token)
+            return r
+        _release(r)
+        log.debug(
+            "401 from %s: refreshing the token and resending once", _origins_path(request.url)
+        )
+        auth.cache.drop(auth._key, state.token)
+        token = auth.token()
+        prep = request.copy()
+        if not state.rewind(prep):
+            log.warning(
+                "could not rewind the body of %s %s; returning the 401",
+                request.method,
+                _origins_path(request.url),
+            )
+            return r
+        extract_cookies_to_jar(prep._cookies, request, r.raw)  # type: ignore[attr-defined,no-untyped-call]
+        prep.prepare_cookies(prep._cookies)  # type: ignore[attr-defined]
+        prep.headers["Authorization"] = token.header
+        new_state = _RequestState(auth, token, prep, resent=True)
+        new_state.body_position = state.body_position
+        setattr(prep, _STATE, new_state)
+        connection = r.connection
+        resent: requests.Response = connection.send(prep, **kwargs)
+        resent.history.append(r)
+        resent.request = prep
+        return resent
+
+    # -- pickling and copying: never the secret, never a token ------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        timer = None if self._timer is shared_cache().timer else self._timer
+        return {
+            "client_id": self.client_id,
+            "fingerprint": self.fingerprint,
+            "token_url": self.token_url,
+            "api_origins": self.api_origins,
+            "timer": timer,
+            "timeout": self.timeout,
+            "deadline": self.deadline,
+            "retry": self.retry,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        secret = _find_secret(state["client_id"], state["fingerprint"])
+        self.__init__(  # type: ignore[misc]
+            state["client_id"],
+            secret,
+            token_url=state["token_url"],
+            api_origins=state["api_origins"],
+            timer=state["timer"],
+            timeout=state["timeout"],
+            deadline=state["deadline"],
+            retry=state["retry"],
+        )
+
+
+def _find_secret(client_id: str, fp: str) -> str:
+    with _SECRETS_LOCK:
+        secret = _SECRETS.get((client_id, fp))
+    if secret is None:
+        env_secret = os.environ.get("CRITEO_CLIENT_SECRET", "")
+        if env_secret and fingerprint(client_id, env_secret) == fp:
+            secret = env_secret
+    if secret is None:
+        raise CriteoAuthError(
+            f"this CriteoAuth for client {client_id!r} was unpickled in a process that does "
+            "not know its secret (pickles never carry it): set CRITEO_CLIENT_SECRET or "
+            "build the CriteoAuth in this process"
+        )
+    return secret
+
+
+def _origins_path(url: str) -> str:
+    """The URL without its query, which may carry identifiers not worth logging."""
+    return url.split("?", 1)[0]
+
+
+def _release(r: requests.Response) -> None:
+    """Read at most :data:`MAX_401_BODY` of the 401 and give its connection back.
+
+    Without this, a resend under ``stream=True`` with a blocking pool of one connection
+    would wait forever for the connection the 401 still holds.
+    """
+    if not r._content_consumed:  # type: ignore[attr-defined]
+        try:
+            data = r.raw.read(MAX_401_BODY, decode_content=True) if r.raw is not None else b""
+        except Exception:  # a broken 401 body must not stop the resend
+            data = b""
+        r._content = data or b""
+        r._content_consumed = True  # type: ignore[attr-defined]
+    r.close()

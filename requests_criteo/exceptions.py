@@ -1,0 +1,115 @@
+"""The exceptions requests-criteo raises, and nothing else.
+
+Every one of them is a :class:`requests.exceptions.RequestException`, so code that
+already catches requests' errors keeps working when it starts using requests-criteo::
+
+    RequestException
+     +-- CriteoAuthError                 getting or using a token failed
+          +-- TokenRequestError          the token endpoint said no, or could not be reached
+          +-- InvalidTokenResponse       the token endpoint answered something unusable
+          +-- InsecureTransportError     a token or secret would travel without TLS
+
+An exception carries what a person needs to act (HTTP status, the OAuth error code
+and its description, Criteo's trace id) and never a client secret, a token or a body.
+Arguments that are wrong in themselves raise plain :class:`ValueError` or
+:class:`TypeError` before any network work.
+"""
+
+from __future__ import annotations
+
+from requests.exceptions import RequestException
+
+__all__ = [
+    "CriteoAuthError",
+    "InsecureTransportError",
+    "InvalidTokenResponse",
+    "TokenRequestError",
+]
+
+
+class CriteoAuthError(RequestException):
+    """Getting or using a Criteo token failed.
+
+    The root of requests-criteo's exceptions; catch it to handle every
+    authentication problem at once::
+
+        try:
+            session.get(url)
+        except requests_criteo.CriteoAuthError as exc:
+            log.error("Criteo authentication failed: %s", exc)
+    """
+
+
+class TokenRequestError(CriteoAuthError):
+    """The token endpoint refused the request or could not be reached.
+
+    :ivar status_code: the HTTP status of the last answer, or ``None`` when no answer came.
+    :ivar error: the OAuth2 error code (``"invalid_client"``, ``"invalid_grant"``...) or ``None``.
+    :ivar error_description: the server's short explanation, trimmed, or ``None``.
+    :ivar trace_id: Criteo's trace id when the answer carried one, for Criteo's support.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        error: str | None = None,
+        error_description: str | None = None,
+        trace_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error = error
+        self.error_description = error_description
+        self.trace_id = trace_id
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keep the keyword fields through pickling (multiprocessing sends exceptions
+        # between processes); the default reduce would call __init__ with args only.
+        return (
+            _rebuild,
+            (
+                type(self),
+                str(self),
+                self.status_code,
+                self.error,
+                self.error_description,
+                self.trace_id,
+            ),
+        )
+
+
+def _rebuild(
+    cls: type[TokenRequestError],
+    message: str,
+    status_code: int | None,
+    error: str | None,
+    error_description: str | None,
+    trace_id: str | None,
+) -> TokenRequestError:
+    return cls(
+        message,
+        status_code=status_code,
+        error=error,
+        error_description=error_description,
+        trace_id=trace_id,
+    )
+
+
+class InvalidTokenResponse(CriteoAuthError):  # noqa: N818 - names what came back
+    """The token endpoint answered, but not with a usable bearer token.
+
+    Raised for a body that is not a JSON object, a missing or empty ``access_token``,
+    a ``token_type`` other than Bearer, a token that cannot go in an HTTP header, or a
+    body too large to be a token. Nothing is cached when it is raised.
+    """
+
+
+class InsecureTransportError(CriteoAuthError, ValueError):
+    """A secret or token would travel over plain http to a host that is not loopback.
+
+    Raised when a :class:`~requests_criteo.CriteoAuth` is built, before any socket
+    opens. Plain http is accepted only for ``localhost``, ``127.0.0.0/8`` and ``::1``,
+    which is where :class:`~requests_criteo.testing.FakeCriteo` listens.
+    """
