@@ -46,8 +46,11 @@ def lifetime_from(expires_in: object) -> float:
     if isinstance(expires_in, bool):
         return DEFAULT_LIFETIME
     value: float
-    if isinstance(expires_in, (int, float)):
-        value = float(expires_in)
+    if isinstance(expires_in, int):
+        # JSON integers have no size limit; one too large for a float is "very long".
+        value = float(min(max(expires_in, -1), 10**9))
+    elif isinstance(expires_in, float):
+        value = expires_in
     elif isinstance(expires_in, str):
         try:
             value = float(expires_in.strip())

@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import requests
-from oauthlib.oauth2 import OAuth2Error
 from oauthlib.oauth2.rfc6749.parameters import parse_token_response
 from requests.auth import AuthBase
 from urllib3.exceptions import MaxRetryError
@@ -112,7 +111,6 @@ class TokenEndpoint:
     def _new_session() -> requests.Session:
         session = requests.Session()
         session.auth = NO_AUTH
-        session.max_redirects = 0
         return session
 
     def fetch(
@@ -132,7 +130,8 @@ class TokenEndpoint:
             authorization code): only a 429, which Criteo did not execute, is retried.
         """
         start = self.clock()
-        policy = self.retry.new()
+        # A token request changes nothing on the server: any method may be retried.
+        policy = self.retry.new(allowed_methods=None)
         attempt = 0
         while True:
             attempt += 1
@@ -141,19 +140,7 @@ class TokenEndpoint:
             timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
             response: requests.Response | None = None
             try:
-                response = self.session.post(
-                    self.url,
-                    data=body,
-                    headers={
-                        "Accept": "application/json",
-                        "Content-Type": "application/x-www-form-urlencoded",
-                        "User-Agent": self.user_agent,
-                    },
-                    timeout=timeout,
-                    allow_redirects=False,
-                    stream=True,
-                    auth=NO_AUTH,
-                )
+                response = self._send(body, timeout)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 failure = f"could not reach the token endpoint ({type(exc).__name__})"
                 if not retry:
@@ -202,6 +189,31 @@ class TokenEndpoint:
             log.info("token request failed (%s); attempt %d in %.2f s", failure, attempt + 1, wait)
             if wait > 0:
                 policy.sleep_func(wait)
+
+    def _send(self, body: str, timeout: tuple[float, float]) -> requests.Response:
+        """One POST, straight to the transport adapter.
+
+        Going around ``Session.send`` means no redirect machinery (which would read a
+        3xx body of any size), no response hooks and no cookies; the session still
+        supplies its adapters and the environment's proxies and CA bundle.
+        """
+        request = requests.Request(
+            "POST",
+            self.url,
+            data=body,
+            headers={
+                "Accept": "application/json",
+                "Content-Type": "application/x-www-form-urlencoded",
+                "User-Agent": self.user_agent,
+            },
+            auth=NO_AUTH,
+        )
+        prepared = self.session.prepare_request(request)
+        settings = self.session.merge_environment_settings(
+            self.url, {}, stream=True, verify=None, cert=None
+        )
+        adapter = self.session.get_adapter(self.url)
+        return adapter.send(prepared, timeout=timeout, **settings)
 
     @staticmethod
     def _next_wait(
@@ -326,7 +338,7 @@ class TokenEndpoint:
         checked["token_type"] = "Bearer"  # noqa: S105 - a token type, not a secret
         try:
             parse_token_response(json.dumps(checked))
-        except (OAuth2Error, ValueError, Warning) as exc:
+        except Exception as exc:  # OAuth2Error, ValueError, Warning, or a crash on odd types
             raise InvalidTokenResponse(
                 f"the token endpoint's answer was refused by oauthlib ({type(exc).__name__})"
             ) from None

@@ -163,7 +163,7 @@ class CriteoAuth(AuthBase):
         timer: Timer | None = None,
         cache: TokenCache | None = None,
         timeout: tuple[float, float] = (5.0, 15.0),
-        deadline: float = 60.0,
+        deadline: float = 120.0,
         retry: CriteoRetry | None = None,
         token_session: requests.Session | None = None,
     ) -> None:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import re
 import time
 from collections.abc import Callable, Collection
 from email.utils import mktime_tz, parsedate_tz
+from itertools import takewhile
 from typing import Any
 
 from urllib3.response import BaseHTTPResponse
@@ -82,6 +84,22 @@ class CriteoRetry(Retry):
         if status_code == 429 and self.status_forcelist and 429 in self.status_forcelist:
             return True
         return super().is_retry(method, status_code, has_retry_after)
+
+    def get_backoff_time(self) -> float:
+        """Exponential backoff: ``backoff_factor * 2 ** (n - 1)`` plus jitter, capped.
+
+        Unlike urllib3's default, the first retry waits too: Criteo asks clients that hit
+        its limits to back off, not to come straight back.
+        """
+        consecutive = len(
+            list(takewhile(lambda h: h.redirect_location is None, reversed(self.history)))
+        )
+        if consecutive == 0:
+            return 0.0
+        value = self.backoff_factor * 2 ** (consecutive - 1)
+        if self.backoff_jitter:
+            value += random.random() * self.backoff_jitter  # noqa: S311 - jitter, not crypto
+        return max(0.0, min(float(self.backoff_max), value))
 
     def parse_retry_after(self, retry_after: str) -> float:
         """Seconds to wait for a ``Retry-After`` value; garbage gives 0 (use backoff)."""

@@ -1,0 +1,91 @@
+"""Shared fixtures: a fake clock, a private token cache, a retry policy that never sleeps."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+import responses
+
+from requests_criteo import CriteoAuth, CriteoRetry, TokenCache
+
+TOKEN_URL = "https://api.criteo.com/oauth2/token"
+API = "https://api.criteo.com/2025-10"
+ME = f"{API}/retail-media/me"
+# Sentinels: if any of these strings shows up in a log, repr or error, a test fails.
+SECRET = "s3cr3t+SENTINEL/secret=="
+TOKEN = "tok.SENTINEL-ACCESS.sig"
+
+
+class FakeClock:
+    """A clock tests move by hand: nothing ever sleeps to wait for an expiry."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Sleeps(list[float]):
+    """Records the waits a retry policy asked for instead of sleeping."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def cache(clock: FakeClock) -> TokenCache:
+    return TokenCache(timer=clock)
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def retry(sleeps: Sleeps) -> CriteoRetry:
+    return CriteoRetry(sleep=sleeps, backoff_jitter=0.0, wall_clock=lambda: 1_700_000_000.0)
+
+
+@pytest.fixture
+def auth(cache: TokenCache, retry: CriteoRetry) -> CriteoAuth:
+    return CriteoAuth("client-1", SECRET, cache=cache, retry=retry)
+
+
+@pytest.fixture
+def mocked() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield rsps
+
+
+def token_json(token: str = TOKEN, expires_in: object = 900, **extra: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "refresh_token": None,
+    }
+    body.update(extra)
+    return body
+
+
+@pytest.fixture
+def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG)
+    return caplog
+
+
+def assert_no_secret(text: str, *secrets: str) -> None:
+    for secret in (SECRET, TOKEN, *secrets):
+        assert secret not in text

@@ -1,0 +1,144 @@
+"""Which URLs may receive a token, and which token URLs and origins are refused."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from hypothesis import given
+from hypothesis import strategies as st
+
+from requests_criteo import CriteoAuth, InsecureTransportError, TokenCache
+from requests_criteo._origins import in_scope, is_loopback, parse_origin
+
+from .conftest import SECRET
+
+
+def prepared(url: str) -> str:
+    """The URL as requests prepares it, which is what an auth sees."""
+    url_ = requests.Request("GET", url).prepare().url
+    assert url_ is not None
+    return url_
+
+
+CRITEO = parse_origin("https://api.criteo.com", what="t", allow_path=False)[0]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.criteo.com/2025-10/retail-media/me",
+        "https://api.criteo.com",
+        "https://api.criteo.com:443/x",
+        "https://API.Criteo.COM/x",  # the same host: requests lower-cases it
+        "https://api.criteo.com/x?q=https://evil.example/",
+    ],
+)
+def test_criteo_urls_are_in_scope(url: str) -> None:
+    assert in_scope(prepared(url), CRITEO.prefixes)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.criteo.com.evil.example/2025-10/retail-media/me",
+        "https://api.criteo.com@evil.example/",
+        "https://api.criteo.com:443@evil.example/",
+        "https://user:pw@api.criteo.com/",
+        "https://api.criteo.com:8443/",
+        "http://api.criteo.com/",
+        "https://api.criteo.com./",
+        "https://evil.example/https://api.criteo.com/",
+        "https://API.CRITEO.COM.EVIL.EXAMPLE/",
+        "https://xapi.criteo.com/",
+        "https://criteo.com/",
+    ],
+)
+def test_look_alikes_are_out_of_scope(url: str) -> None:
+    assert not in_scope(prepared(url), CRITEO.prefixes)
+
+
+@given(st.text(min_size=1, max_size=30))
+def test_nothing_after_the_host_but_a_slash_is_in_scope(suffix: str) -> None:
+    # Whatever follows the host name, unless it starts the path, makes another authority.
+    url = "https://api.criteo.com" + suffix
+    if in_scope(url, CRITEO.prefixes):
+        assert suffix.startswith(("/", ":443/"))
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("http://api.criteo.com/oauth2/token", InsecureTransportError),
+        ("http://10.0.0.1/oauth2/token", InsecureTransportError),
+        ("ftp://api.criteo.com/oauth2/token", ValueError),
+        ("api.criteo.com/oauth2/token", ValueError),
+        ("https://user:pw@api.criteo.com/oauth2/token", ValueError),
+        ("https://api.criteo.com/oauth2/token?x=1", ValueError),
+        ("https://api.criteo.com/oauth2/token#f", ValueError),
+        ("https://api.criteo.com:99999/oauth2/token", ValueError),
+        ("https://api.criteo.com./oauth2/token", ValueError),
+        ("https://", ValueError),
+    ],
+)
+def test_bad_token_urls_are_refused_before_any_socket(url: str, error: type[Exception]) -> None:
+    with pytest.raises(error) as info:
+        CriteoAuth("id", SECRET, token_url=url, cache=TokenCache())
+    assert SECRET not in str(info.value)
+
+
+def test_token_url_must_be_a_string() -> None:
+    with pytest.raises(TypeError, match="token_url must be a string"):
+        CriteoAuth("id", SECRET, token_url=b"https://api.criteo.com/oauth2/token")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["https://api.criteo.com/2025-10", "http://api.criteo.com", "https://api.criteo.com?x"],
+)
+def test_bad_api_origins_are_refused(origin: str) -> None:
+    with pytest.raises(ValueError, match="api_origins"):
+        CriteoAuth("id", SECRET, api_origins=[origin])
+
+
+def test_empty_api_origins_are_refused() -> None:
+    with pytest.raises(ValueError, match="api_origins is empty"):
+        CriteoAuth("id", SECRET, api_origins=[])
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("localhost", True),
+        ("127.0.0.1", True),
+        ("127.5.6.7", True),
+        ("::1", True),
+        ("localhost.evil.example", False),
+        ("128.0.0.1", False),
+        ("10.0.0.1", False),
+        ("api.criteo.com", False),
+    ],
+)
+def test_loopback(host: str, expected: bool) -> None:
+    assert is_loopback(host) is expected
+
+
+def test_loopback_http_is_accepted_and_scoped_to_its_port() -> None:
+    auth = CriteoAuth("id", SECRET, token_url="http://127.0.0.1:8080/oauth2/token")
+    assert auth.api_origins == ("http://127.0.0.1:8080",)
+    assert in_scope("http://127.0.0.1:8080/2025-10/x", auth._prefixes)
+    assert not in_scope("http://127.0.0.1:8081/2025-10/x", auth._prefixes)
+
+
+def test_ipv6_loopback_origin() -> None:
+    origin, _ = parse_origin("http://[::1]:8080", what="o", allow_path=False)
+    assert str(origin) == "http://[::1]:8080"
+    assert in_scope(prepared("http://[::1]:8080/x"), origin.prefixes)
+
+
+def test_several_api_origins() -> None:
+    auth = CriteoAuth(
+        "id", SECRET, api_origins=["https://api.criteo.com", "https://a.example:8443"]
+    )
+    assert auth.api_origins == ("https://api.criteo.com", "https://a.example:8443")
+    assert in_scope(prepared("https://a.example:8443/v"), auth._prefixes)
+    assert not in_scope(prepared("https://a.example/v"), auth._prefixes)

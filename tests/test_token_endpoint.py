@@ -1,0 +1,355 @@
+"""The token request and the checks on its answer, against the real https URL (responses)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+import pytest
+import requests
+import responses
+
+from requests_criteo import (
+    USER_AGENT,
+    CriteoAuth,
+    CriteoRetry,
+    InvalidTokenResponse,
+    TokenCache,
+    TokenRequestError,
+)
+
+from .conftest import ME, SECRET, TOKEN, TOKEN_URL, FakeClock, Sleeps, assert_no_secret, token_json
+
+
+def fetch(auth: CriteoAuth) -> str:
+    return auth.token().access_token
+
+
+def test_the_token_request(mocked: responses.RequestsMock, auth: CriteoAuth) -> None:
+    mocked.post(TOKEN_URL, json=token_json())
+    assert fetch(auth) == TOKEN
+    request = mocked.calls[0].request
+    assert request.method == "POST"
+    assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert request.headers["Accept"] == "application/json"
+    assert request.headers["User-Agent"] == USER_AGENT
+    assert "Authorization" not in request.headers
+    assert isinstance(request.body, str)
+    # The + and / of the secret are percent-encoded: a raw + would arrive as a space.
+    assert "%2B" in request.body and "+" not in request.body
+    assert dict(parse_qsl(request.body)) == {
+        "grant_type": "client_credentials",
+        "client_id": "client-1",
+        "client_secret": SECRET,
+    }
+
+
+def test_netrc_is_never_read(
+    mocked: responses.RequestsMock,
+    auth: CriteoAuth,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine api.criteo.com login netrc-user password netrc-SENTINEL\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    # Plain requests does use it: the check below would catch a regression.
+    mocked.get("https://api.criteo.com/plain", body="")
+    plain = requests.get("https://api.criteo.com/plain")
+    assert "Authorization" in plain.request.headers
+    mocked.post(TOKEN_URL, json=token_json())
+    fetch(auth)
+    assert "Authorization" not in mocked.calls[-1].request.headers
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_an_error_and_is_not_followed(
+    mocked: responses.RequestsMock, auth: CriteoAuth, status: int
+) -> None:
+    mocked.post(TOKEN_URL, status=status, headers={"Location": "https://evil.example/steal"})
+    evil = mocked.post("https://evil.example/steal", json=token_json())
+    with pytest.raises(TokenRequestError, match="redirect") as info:
+        fetch(auth)
+    assert info.value.status_code == status
+    assert evil.call_count == 0
+    assert len(mocked.calls) == 1
+
+
+def test_invalid_client_raises_at_once(
+    mocked: responses.RequestsMock, auth: CriteoAuth, sleeps: Sleeps
+) -> None:
+    mocked.post(
+        TOKEN_URL,
+        status=400,
+        json={
+            "error": "invalid_client",
+            "error_description": "The client authentication failed, the provided client_id "
+            "doesn't exist or the client_secret is invalid",
+        },
+    )
+    with pytest.raises(TokenRequestError) as info:
+        fetch(auth)
+    exc = info.value
+    assert (exc.status_code, exc.error) == (400, "invalid_client")
+    assert (
+        exc.error_description is not None
+        and "client authentication failed" in exc.error_description
+    )
+    assert "HTTP 400 invalid_client" in str(exc)
+    assert len(mocked.calls) == 1 and sleeps == []
+
+
+def test_an_error_description_echoing_the_secret_is_redacted(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    mocked.post(
+        TOKEN_URL,
+        status=401,
+        json={
+            "error": "invalid_client",
+            "error_description": f"bad secret {SECRET}" + "x" * 500,
+            "errors": [{"traceId": "trace-123"}],
+        },
+    )
+    with pytest.raises(TokenRequestError) as info:
+        fetch(auth)
+    assert_no_secret(str(info.value))
+    assert_no_secret(str(info.value.error_description))
+    assert info.value.trace_id == "trace-123"
+    assert len(str(info.value)) < 400
+
+
+def test_a_refusal_that_is_not_json(mocked: responses.RequestsMock, auth: CriteoAuth) -> None:
+    mocked.post(TOKEN_URL, status=403, body="<html>nope</html>")
+    with pytest.raises(TokenRequestError) as info:
+        fetch(auth)
+    assert info.value.status_code == 403 and info.value.error is None
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_transient_failures_are_retried(
+    mocked: responses.RequestsMock, auth: CriteoAuth, sleeps: Sleeps, status: int
+) -> None:
+    mocked.post(TOKEN_URL, status=status)
+    mocked.post(TOKEN_URL, status=status)
+    mocked.post(TOKEN_URL, json=token_json())
+    assert fetch(auth) == TOKEN
+    assert len(mocked.calls) == 3
+    assert sleeps == [0.5, 1.0]  # exponential backoff (jitter switched off here)
+
+
+def test_x_ratelimit_reset_is_honoured(
+    mocked: responses.RequestsMock, auth: CriteoAuth, sleeps: Sleeps
+) -> None:
+    # The retry fixture's wall clock says 1_700_000_000.
+    mocked.post(TOKEN_URL, status=429, headers={"x-ratelimit-reset": "1700000007"})
+    mocked.post(TOKEN_URL, status=429, headers={"Retry-After": "3"})
+    mocked.post(TOKEN_URL, status=429, headers={"x-ratelimit-reset": "1800000000"})
+    mocked.post(TOKEN_URL, json=token_json())
+    assert fetch(auth) == TOKEN
+    assert sleeps == [7.0, 3.0, 60.0]  # the last one capped
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-ratelimit-reset": "garbage"},
+        {"x-ratelimit-reset": "-5"},
+        {"x-ratelimit-reset": "nan"},
+        {"x-ratelimit-reset": "1e400"},
+        {"Retry-After": "-3"},
+        {"Retry-After": "Wed, 99 Foo 2015"},
+        {"Retry-After": "99999999999999999999"},
+    ],
+)
+def test_garbage_wait_headers_fall_back_to_bounded_backoff(
+    mocked: responses.RequestsMock, auth: CriteoAuth, sleeps: Sleeps, headers: dict[str, str]
+) -> None:
+    mocked.post(TOKEN_URL, status=429, headers=headers)
+    mocked.post(TOKEN_URL, json=token_json())
+    assert fetch(auth) == TOKEN
+    assert len(sleeps) == 1 and 0 <= sleeps[0] <= 60
+
+
+def test_retries_end_in_one_clear_error(
+    mocked: responses.RequestsMock, auth: CriteoAuth, sleeps: Sleeps
+) -> None:
+    mocked.post(TOKEN_URL, status=503)
+    with pytest.raises(TokenRequestError, match="HTTP 503; gave up after 5 attempts") as info:
+        fetch(auth)
+    assert info.value.status_code == 503
+    assert len(mocked.calls) == 5
+    assert len(sleeps) == 4
+
+
+def test_connection_errors_are_retried(
+    mocked: responses.RequestsMock, auth: CriteoAuth, sleeps: Sleeps
+) -> None:
+    mocked.post(TOKEN_URL, body=requests.ConnectionError("reset"))
+    mocked.post(TOKEN_URL, body=requests.ConnectTimeout("slow"))
+    mocked.post(TOKEN_URL, json=token_json())
+    assert fetch(auth) == TOKEN
+    assert len(sleeps) == 2
+
+
+def test_connection_errors_give_up(mocked: responses.RequestsMock, auth: CriteoAuth) -> None:
+    mocked.post(TOKEN_URL, body=requests.ConnectionError("reset"))
+    with pytest.raises(TokenRequestError, match="could not reach the token endpoint"):
+        fetch(auth)
+
+
+def test_the_deadline_stops_the_retries(
+    mocked: responses.RequestsMock, cache: TokenCache, sleeps: Sleeps
+) -> None:
+    retry = CriteoRetry(sleep=sleeps, backoff_jitter=0.0, backoff_factor=10)
+    auth = CriteoAuth("client-1", SECRET, cache=cache, retry=retry, deadline=15)
+    mocked.post(TOKEN_URL, status=503)
+    with pytest.raises(TokenRequestError, match="deadline"):
+        fetch(auth)
+    assert sleeps == [10.0]  # the next wait (20 s) would pass the 15 s deadline
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "match"),
+    [
+        ("<html><body>Gateway</body></html>", "text/html", "not JSON"),
+        ("", "application/json", "empty"),
+        ("[1, 2]", "application/json", "a JSON list"),
+        ('"token"', "application/json", "a JSON str"),
+        ("{}", "application/json", "without a usable access_token"),
+        ('{"access_token": null}', "application/json", "without a usable access_token"),
+        ('{"access_token": ""}', "application/json", "without a usable access_token"),
+        ('{"access_token": 12345}', "application/json", "without a usable access_token"),
+        ('{"access_token": "a", "token_type": "mac"}', "application/json", "other than Bearer"),
+        ('{"access_token": "a", "token_type": 1}', "application/json", "other than Bearer"),
+        ('{"access_token": "a", "refresh_token": 5}', "application/json", "refresh_token"),
+        ('{"access_token": "a", "scope": 5}', "application/json", "refused by oauthlib"),
+        (b"\xff\xfe", "application/json", "not JSON"),
+    ],
+)
+def test_malformed_answers_are_typed_errors_and_cache_nothing(
+    mocked: responses.RequestsMock,
+    auth: CriteoAuth,
+    cache: TokenCache,
+    body: str | bytes,
+    content_type: str,
+    match: str,
+) -> None:
+    mocked.post(TOKEN_URL, body=body, content_type=content_type)
+    with pytest.raises(InvalidTokenResponse, match=match):
+        fetch(auth)
+    assert len(cache) == 0
+
+
+@pytest.mark.parametrize(
+    "bad_token", ["tok\r\nX-Injected: 1", "tok en", "t\u00f6ken", "tok\x00", "tok\t"]
+)
+def test_a_token_that_cannot_be_a_header_is_refused_without_echo(
+    mocked: responses.RequestsMock, auth: CriteoAuth, cache: TokenCache, bad_token: str
+) -> None:
+    mocked.post(TOKEN_URL, json=token_json(bad_token))
+    with pytest.raises(InvalidTokenResponse, match="cannot go in an HTTP header") as info:
+        fetch(auth)
+    assert bad_token not in str(info.value)
+    assert len(cache) == 0
+
+
+def test_an_error_with_a_200_is_a_refusal(mocked: responses.RequestsMock, auth: CriteoAuth) -> None:
+    mocked.post(TOKEN_URL, json={"error": "invalid_client", "access_token": TOKEN})
+    with pytest.raises(TokenRequestError) as info:
+        fetch(auth)
+    assert info.value.status_code == 200 and info.value.error == "invalid_client"
+
+
+def test_a_huge_answer_is_not_read(mocked: responses.RequestsMock, auth: CriteoAuth) -> None:
+    huge = json.dumps(token_json(padding="x" * (2 * 1024 * 1024)))
+    mocked.post(TOKEN_URL, body=huge, content_type="application/json")
+    with pytest.raises(InvalidTokenResponse, match="more than"):
+        fetch(auth)
+
+
+def test_a_huge_answer_without_length_stops_at_the_cap(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    huge = json.dumps(token_json(padding="x" * (2 * 1024 * 1024))).encode()
+    mocked.post(
+        TOKEN_URL,
+        body=huge,
+        content_type="application/json",
+        auto_calculate_content_length=False,
+        headers={"Content-Length": "10"},
+    )
+    with pytest.raises(InvalidTokenResponse, match="larger than"):
+        fetch(auth)
+
+
+def test_an_invalid_content_length(mocked: responses.RequestsMock, auth: CriteoAuth) -> None:
+    mocked.post(
+        TOKEN_URL, body="{}", headers={"Content-Length": "ten"}, auto_calculate_content_length=False
+    )
+    with pytest.raises(InvalidTokenResponse, match="Content-Length"):
+        fetch(auth)
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "refresh_after"),
+    [(900, 840), ("900", 840), (900.0, 840), (None, 240), ("NaN", 240), (30, 15), (1e12, 3540)],
+)
+def test_expires_in_sets_the_refresh_time(
+    mocked: responses.RequestsMock,
+    auth: CriteoAuth,
+    clock: FakeClock,
+    expires_in: object,
+    refresh_after: float,
+) -> None:
+    answer = token_json(expires_in=expires_in)
+    if expires_in is None:
+        del answer["expires_in"]
+    mocked.post(TOKEN_URL, json=answer)
+    token = auth.token()
+    assert token.refresh_at - clock() == pytest.approx(refresh_after)
+
+
+def test_oauthlib_environment_switches_are_not_consulted(
+    mocked: responses.RequestsMock, auth: CriteoAuth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OAUTHLIB_STRICT_TOKEN_TYPE", "1")
+    mocked.post(TOKEN_URL, json={"access_token": TOKEN, "expires_in": 900})
+    assert fetch(auth) == TOKEN
+    assert "OAUTHLIB_INSECURE_TRANSPORT" not in os.environ
+
+
+def test_no_secret_in_any_log_record(
+    mocked: responses.RequestsMock, auth: CriteoAuth, debug_logs: pytest.LogCaptureFixture
+) -> None:
+    mocked.post(TOKEN_URL, status=503)
+    mocked.post(
+        TOKEN_URL, status=400, json={"error": "invalid_client", "error_description": SECRET}
+    )
+    with pytest.raises(TokenRequestError):
+        fetch(auth)
+    mocked.post(TOKEN_URL, json=token_json())
+    mocked.get(ME, status=401)
+    mocked.get(ME, json={})
+    requests.get(ME, auth=auth)
+    assert debug_logs.records, "expected log records to check"
+    for record in debug_logs.records:
+        assert_no_secret(record.getMessage())
+        assert_no_secret(repr(record.args))
+
+
+def test_retry_waits_are_logged_at_info(
+    mocked: responses.RequestsMock, auth: CriteoAuth, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="requests_criteo")
+    mocked.post(TOKEN_URL, status=503)
+    mocked.post(TOKEN_URL, json=token_json())
+    fetch(auth)
+    assert any(
+        "attempt 2 in 0.50 s" in r.getMessage() and r.levelno == logging.INFO
+        for r in caplog.records
+    )
