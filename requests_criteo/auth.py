@@ -95,10 +95,12 @@ class _RequestState:
 
     def rewind(self, request: requests.PreparedRequest) -> bool:
         """Put the body back where it started; ``False`` if that cannot be done."""
-        if self.body_position is None:
+        body: Any = request.body
+        if self.body_position is None or body is None or isinstance(body, (bytes, str)):
+            # Nothing to rewind (a mock transport may already have read a file into bytes).
             return self.replayable
         try:
-            request.body.seek(self.body_position)  # type: ignore[union-attr]
+            body.seek(self.body_position)
         except (OSError, ValueError, AttributeError):
             return False
         return True

@@ -89,3 +89,13 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 def assert_no_secret(text: str, *secrets: str) -> None:
     for secret in (SECRET, TOKEN, *secrets):
         assert secret not in text
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shared_caches() -> Iterator[None]:
+    """Tokens cached process-wide by one test must not serve the next."""
+    yield
+    from requests_criteo import _cache
+
+    _cache.shared_cache().clear()
+    _cache._BY_TIMER.clear()
