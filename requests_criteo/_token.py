@@ -212,8 +212,16 @@ class TokenEndpoint:
         settings = self.session.merge_environment_settings(
             self.url, {}, stream=True, verify=None, cert=None
         )
+        verify = settings["verify"] if settings["verify"] is not None else True
         adapter = self.session.get_adapter(self.url)
-        return adapter.send(prepared, timeout=timeout, **settings)
+        return adapter.send(
+            prepared,
+            stream=True,
+            timeout=timeout,
+            verify=verify,
+            cert=settings["cert"],
+            proxies=settings["proxies"],
+        )
 
     @staticmethod
     def _next_wait(

@@ -96,7 +96,7 @@ class CriteoRetry(Retry):
         )
         if consecutive == 0:
             return 0.0
-        value = self.backoff_factor * 2 ** (consecutive - 1)
+        value = float(self.backoff_factor) * 2.0 ** (consecutive - 1)
         if self.backoff_jitter:
             value += random.random() * self.backoff_jitter  # noqa: S311 - jitter, not crypto
         return max(0.0, min(float(self.backoff_max), value))
