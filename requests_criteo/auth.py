@@ -231,7 +231,11 @@ class CriteoAuth(AuthBase):
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         url = r.url
-        if url is None or not url.startswith(self._prefixes) or self.is_token_url(url):
+        if (
+            url is None
+            or not url.startswith(self._prefixes)
+            or (url.startswith(self.token_url) and self.is_token_url(url))
+        ):
             return r
         token = self._token
         if token is None or token.dropped or not self._timer() < token.refresh_at:
