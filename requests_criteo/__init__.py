@@ -6,6 +6,7 @@ Three ways in, from the smallest change to the most shared::
     session.mount("https://api.criteo.com/", CriteoAdapter(auth))     # shared session
     s = requests_criteo.session(client_id, client_secret)             # ready-made session
 
+and for scripts that cannot be touched beyond two lines, ``requests_criteo.install()``.
 Tokens are cached process-wide and shared by threads; a 401 from Criteo causes one
 refresh and one resend. The public names are listed in ``__all__``; modules whose names
 start with ``_`` are private.
@@ -13,14 +14,19 @@ start with ``_`` are private.
 
 from .__version__ import __version__
 from ._cache import DEFAULT_LIFETIME, MAX_LIFETIME, Token, TokenCache, shared_cache
+from ._install import Installation, install, installed, uninstall
 from .adapters import CriteoAdapter, session
 from .auth import DEFAULT_TOKEN_URL, USER_AGENT, CriteoAuth
+from .envelope import Envelope, Problem, envelope, raise_for_status
 from .exceptions import (
+    CriteoAPIError,
     CriteoAuthError,
     InsecureTransportError,
     InvalidTokenResponse,
+    MissingCredentialsError,
     TokenRequestError,
 )
+from .ratelimit import RateLimiter
 from .retry import CriteoRetry
 
 __all__ = [
@@ -28,16 +34,27 @@ __all__ = [
     "DEFAULT_TOKEN_URL",
     "MAX_LIFETIME",
     "USER_AGENT",
+    "CriteoAPIError",
     "CriteoAdapter",
     "CriteoAuth",
     "CriteoAuthError",
     "CriteoRetry",
+    "Envelope",
     "InsecureTransportError",
+    "Installation",
     "InvalidTokenResponse",
+    "MissingCredentialsError",
+    "Problem",
+    "RateLimiter",
     "Token",
     "TokenCache",
     "TokenRequestError",
     "__version__",
+    "envelope",
+    "install",
+    "installed",
+    "raise_for_status",
     "session",
     "shared_cache",
+    "uninstall",
 ]

@@ -35,7 +35,7 @@ from . import _origins
 from .__version__ import __version__
 from ._cache import Timer, Token, TokenCache, shared_cache
 from ._token import TokenEndpoint
-from .exceptions import CriteoAuthError
+from .exceptions import CriteoAuthError, MissingCredentialsError
 from .retry import CriteoRetry
 
 __all__ = ["DEFAULT_TOKEN_URL", "USER_AGENT", "CriteoAuth"]
@@ -72,11 +72,12 @@ class _RequestState:
     def __init__(
         self,
         auth: CriteoAuth,
-        token: Token,
+        token: Token | None,
         request: requests.PreparedRequest,
         resent: bool = False,
     ) -> None:
         self.auth = auth
+        # None: the request carried the caller's own Authorization header, not ours.
         self.token = token
         self.resent = resent
         self.body_position: int | None = None
@@ -213,8 +214,34 @@ class CriteoAuth(AuthBase):
             session=token_session,
         )
         self._token: Token | None = None
+        # Digests of Authorization headers set by the caller that Criteo refused (401).
+        self._dead: dict[str, None] = {}
         with _SECRETS_LOCK:
             _SECRETS[(self.client_id, self.fingerprint)] = self._secret
+
+    @classmethod
+    def from_env(cls, **options: Any) -> CriteoAuth:
+        """A ``CriteoAuth`` with credentials from the environment.
+
+        Reads ``CRITEO_CLIENT_ID`` and ``CRITEO_CLIENT_SECRET``, and ``CRITEO_TOKEN_URL``
+        when set (for a local fake or a proxy); keyword *options* are those of
+        ``CriteoAuth`` and win over the environment::
+
+            auth = CriteoAuth.from_env()
+
+        :raises MissingCredentialsError: a required variable is unset or empty; the
+            message names it.
+        """
+        values = {}
+        for name in ("CRITEO_CLIENT_ID", "CRITEO_CLIENT_SECRET"):
+            value = os.environ.get(name, "")
+            if not value:
+                raise MissingCredentialsError(name)
+            values[name] = value
+        token_url = os.environ.get("CRITEO_TOKEN_URL", "")
+        if token_url:
+            options.setdefault("token_url", token_url)
+        return cls(values["CRITEO_CLIENT_ID"], values["CRITEO_CLIENT_SECRET"], **options)
 
     def __repr__(self) -> str:
         return f"CriteoAuth(client_id={self.client_id!r}, token_url={self.token_url!r})"
@@ -230,6 +257,18 @@ class CriteoAuth(AuthBase):
     # -- the request path -------------------------------------------------------------
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return self.apply(r)
+
+    def apply(
+        self, r: requests.PreparedRequest, *, keep_authorization: bool = False
+    ) -> requests.PreparedRequest:
+        """Decorate *r* if it goes to a Criteo origin; what ``__call__`` does.
+
+        :param keep_authorization: keep an ``Authorization`` header the caller set (the
+            adapter and :func:`~requests_criteo.install` pass ``True``); the 401 hook is
+            still registered, and a 401 to that header is resent with a managed token.
+            A request already decorated by a ``CriteoAuth`` is then left as it is.
+        """
         url = r.url
         if (
             url is None
@@ -237,18 +276,40 @@ class CriteoAuth(AuthBase):
             or (url.startswith(self.token_url) and self.is_token_url(url))
         ):
             return r
-        token = self._token
-        if token is None or token.dropped or not self._timer() < token.refresh_at:
-            token = self.token()
-        r.headers["Authorization"] = token.header
         state: _RequestState | None = getattr(r, _STATE, None)
+        if state is not None and (keep_authorization or state.resent):
+            return r
+        token: Token | None
+        own = r.headers.get("Authorization") if keep_authorization else None
+        if own is not None and not self._is_dead(own):
+            token = None  # the caller's own header, kept until Criteo refuses it
+        else:
+            token = self._token
+            if token is None or token.dropped or not self._timer() < token.refresh_at:
+                token = self.token()
+            r.headers["Authorization"] = token.header
         if state is None:
             setattr(r, _STATE, _RequestState(self, token, r))
             r.hooks["response"].append(self.handle_401)
-        elif not state.resent:
+        else:
             state.auth = self
             state.token = token
         return r
+
+    def _is_dead(self, header: str) -> bool:
+        return _digest(header) in self._dead
+
+    def _forget(self, state: _RequestState, request: requests.PreparedRequest) -> None:
+        """After a 401: drop our token if still cached, or remember the caller's as dead."""
+        if state.token is not None:
+            self.cache.drop(self._key, state.token)
+            return
+        header = request.headers.get("Authorization")
+        if header is not None:
+            with _SECRETS_LOCK:
+                self._dead[_digest(header)] = None
+                while len(self._dead) > 32:
+                    del self._dead[next(iter(self._dead))]
 
     def is_token_url(self, url: str) -> bool:
         """Whether *url* is this auth's token endpoint, which never gets a bearer token."""
@@ -304,13 +365,13 @@ class CriteoAuth(AuthBase):
                 request.method,
                 _origins_path(request.url),
             )
-            auth.cache.drop(auth._key, state.token)
+            auth._forget(state, request)
             return r
         _release(r)
         log.debug(
             "401 from %s: refreshing the token and resending once", _origins_path(request.url)
         )
-        auth.cache.drop(auth._key, state.token)
+        auth._forget(state, request)
         token = auth.token()
         prep = request.copy()
         if not state.rewind(prep):
@@ -359,6 +420,21 @@ class CriteoAuth(AuthBase):
             deadline=state["deadline"],
             retry=state["retry"],
         )
+
+
+def _reinit_after_fork() -> None:
+    # Another thread may have held the lock when the process forked; the child's copy
+    # would then stay locked forever.
+    global _SECRETS_LOCK
+    _SECRETS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - absent only on Windows
+    os.register_at_fork(after_in_child=_reinit_after_fork)
+
+
+def _digest(header: str) -> str:
+    return hashlib.sha256(header.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _find_secret(client_id: str, fp: str) -> str:

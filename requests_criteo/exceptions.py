@@ -5,9 +5,12 @@ already catches requests' errors keeps working when it starts using requests-cri
 
     RequestException
      +-- CriteoAuthError                 getting or using a token failed
-          +-- TokenRequestError          the token endpoint said no, or could not be reached
-          +-- InvalidTokenResponse       the token endpoint answered something unusable
-          +-- InsecureTransportError     a token or secret would travel without TLS
+     |    +-- TokenRequestError          the token endpoint said no, or could not be reached
+     |    +-- InvalidTokenResponse       the token endpoint answered something unusable
+     |    +-- InsecureTransportError     a token or secret would travel without TLS
+     |    +-- MissingCredentialsError    an environment variable with credentials is unset
+     +-- HTTPError
+          +-- CriteoAPIError             the API answered 4xx/5xx (raise_for_status)
 
 An exception carries what a person needs to act (HTTP status, the OAuth error code
 and its description, Criteo's trace id) and never a client secret, a token or a body.
@@ -17,12 +20,21 @@ Arguments that are wrong in themselves raise plain :class:`ValueError` or
 
 from __future__ import annotations
 
-from requests.exceptions import RequestException
+from typing import TYPE_CHECKING
+
+from requests.exceptions import HTTPError, RequestException
+
+if TYPE_CHECKING:
+    from requests import Response
+
+    from .envelope import Problem
 
 __all__ = [
+    "CriteoAPIError",
     "CriteoAuthError",
     "InsecureTransportError",
     "InvalidTokenResponse",
+    "MissingCredentialsError",
     "TokenRequestError",
 ]
 
@@ -113,3 +125,60 @@ class InsecureTransportError(CriteoAuthError, ValueError):
     opens. Plain http is accepted only for ``localhost``, ``127.0.0.0/8`` and ``::1``,
     which is where :class:`~requests_criteo.testing.FakeCriteo` listens.
     """
+
+
+class MissingCredentialsError(CriteoAuthError, ValueError):
+    """Credentials were to come from the environment, and a variable is unset or empty.
+
+    :ivar variable: the name of the variable, e.g. ``"CRITEO_CLIENT_SECRET"``.
+    """
+
+    def __init__(self, variable: str) -> None:
+        super().__init__(
+            f"{variable} is not set (or empty): export it, or pass the credentials "
+            "to CriteoAuth(client_id, client_secret)"
+        )
+        self.variable = variable
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.variable,))
+
+
+class CriteoAPIError(HTTPError):
+    """A Criteo API call answered 4xx or 5xx; raised by :func:`~requests_criteo.raise_for_status`.
+
+    A :class:`requests.HTTPError`, so ``except requests.HTTPError`` still catches it. Its
+    message is one line: status, method and path, the first error's code and title, and
+    Criteo's trace id.
+
+    :ivar errors: the parsed ``errors`` (:class:`~requests_criteo.Problem` objects).
+    :ivar warnings: the parsed ``warnings``.
+    :ivar response: the response, as on every requests exception.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: list[Problem] | None = None,
+        warnings: list[Problem] | None = None,
+        response: Response | None = None,
+    ) -> None:
+        super().__init__(message, response=response)
+        self.errors: list[Problem] = list(errors or [])
+        self.warnings: list[Problem] = list(warnings or [])
+
+    @property
+    def status_code(self) -> int | None:
+        """The HTTP status of the response."""
+        return self.response.status_code if self.response is not None else None
+
+    @property
+    def code(self) -> str | None:
+        """The first error's code (``"authorization-token-expired"``...), if any."""
+        return self.errors[0].code if self.errors else None
+
+    @property
+    def trace_id(self) -> str | None:
+        """The first error's trace id, for Criteo's support."""
+        return self.errors[0].trace_id if self.errors else None

@@ -1,0 +1,115 @@
+"""install() and uninstall(): authenticate Criteo calls made by code that never heard of us.
+
+What lives here: the process-wide switch that wraps ``requests.Session.send``, so that every
+``requests.get/post/...`` call and every session — new or old, whoever made it — has its
+requests to the Criteo origins decorated by a :class:`~requests_criteo.CriteoAuth`.
+What does not: the decoration itself (``CriteoAuth.apply``).
+
+Why ``Session.send``: ``requests.get`` and friends build a ``Session`` and call its
+``send``; so does every session, including subclasses and sessions made before
+``install()``, and including each hop of a redirect. Wrapping that one method reaches all
+of them, keeps the user's own adapters in the path, and is undone by putting the
+original function back: ``uninstall()`` restores requests exactly.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+from typing import Any
+
+import requests
+
+from .auth import CriteoAuth
+
+__all__ = ["Installation", "install", "installed", "uninstall"]
+
+_lock = threading.Lock()
+_stack: list[CriteoAuth] = []
+_original_send: Any = None
+
+
+def _send(self: requests.Session, request: requests.PreparedRequest, **kwargs: Any) -> Any:
+    stack = _stack
+    if stack:
+        stack[-1].apply(request, keep_authorization=True)
+    return _original_send(self, request, **kwargs)
+
+
+class Installation:
+    """What :func:`install` returns; leaving its ``with`` block uninstalls that auth."""
+
+    def __init__(self, auth: CriteoAuth) -> None:
+        self.auth = auth
+
+    def __repr__(self) -> str:
+        return f"<Installation of {self.auth!r}>"
+
+    def __enter__(self) -> CriteoAuth:
+        return self.auth
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        with _lock:
+            for i in range(len(_stack) - 1, -1, -1):
+                if _stack[i] is self.auth:
+                    del _stack[i]
+                    break
+            if not _stack:
+                _restore()
+
+
+def install(auth: CriteoAuth | None = None) -> Installation:
+    """Authenticate every request this process sends to the Criteo origins.
+
+    After ``install()``, plain ``requests.get(...)``, ``requests.post(...)`` and every
+    ``requests.Session`` (made before or after) send a managed bearer token to Criteo —
+    and only to Criteo. A call that sets its own ``Authorization`` header keeps it; if
+    Criteo answers 401 to it, the call is resent once with a managed token, and later
+    calls carrying that dead header get the managed token straight away. A call to the
+    token endpoint itself passes through untouched. The two-line upgrade of a legacy
+    script::
+
+        import requests_criteo
+        requests_criteo.install()          # credentials from CRITEO_CLIENT_ID/SECRET
+
+    Also a context manager: ``with requests_criteo.install(auth): ...`` uninstalls on exit.
+
+    :param auth: the auth to use; ``CriteoAuth.from_env()`` when ``None``.
+    :raises MissingCredentialsError: no *auth* and the environment lacks a credential.
+    """
+    if auth is None:
+        auth = CriteoAuth.from_env()
+    if not isinstance(auth, CriteoAuth):
+        raise TypeError(f"install() needs a CriteoAuth, not {type(auth).__name__}")
+    global _original_send
+    with _lock:
+        if _original_send is None:
+            _original_send = requests.Session.send
+            requests.Session.send = _send  # type: ignore[method-assign]
+        _stack.append(auth)
+    return Installation(auth)
+
+
+def uninstall() -> None:
+    """Undo every :func:`install`: ``requests.Session.send`` is the original again."""
+    with _lock:
+        _stack.clear()
+        _restore()
+
+
+def installed() -> CriteoAuth | None:
+    """The auth in force, or ``None`` when requests-criteo is not installed."""
+    stack = _stack
+    return stack[-1] if stack else None
+
+
+def _restore() -> None:
+    global _original_send
+    if _original_send is not None:
+        requests.Session.send = _original_send  # type: ignore[method-assign]
+        _original_send = None

@@ -1,0 +1,167 @@
+"""Criteo's error envelope: reading ``errors`` and ``warnings`` and raising on failure.
+
+What lives here: :class:`Problem` (one entry of ``errors`` or ``warnings``),
+:class:`Envelope` (both lists), :func:`envelope` (read them from any response, a 200
+included) and :func:`raise_for_status` (raise :class:`~requests_criteo.CriteoAPIError`
+for a 4xx or 5xx). What does not: authentication.
+
+Criteo answers errors as ``{"errors": [{"traceId", "type", "code", "instance", "title",
+"detail", "source"}]}`` (older services say ``traceIdentifier``); Marketing Solutions
+adds ``warnings`` of the same shape, and a 200 can carry ``errors`` too. Bodies that are
+not JSON, or JSON of another shape, give empty lists: reading them never raises.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from .exceptions import CriteoAPIError
+
+__all__ = ["Envelope", "Problem", "envelope", "raise_for_status"]
+
+#: The most of a body read to look for an envelope (Criteo's are a few KB).
+MAX_ENVELOPE_BODY = 1024 * 1024
+_FIELD = 500
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value[:_FIELD]
+    if isinstance(value, (int, float, bool)):
+        return str(value)
+    return None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One entry of Criteo's ``errors`` or ``warnings``.
+
+    Every field may be ``None``: Criteo's services do not all fill every field.
+    ``source`` says which part of the request was wrong, e.g. ``{"ids": "data/attributes/ids"}``.
+    """
+
+    code: str | None = None
+    title: str | None = None
+    detail: str | None = None
+    type: str | None = None
+    trace_id: str | None = None
+    instance: str | None = None
+    source: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, item: object) -> Problem | None:
+        """The problem described by *item*, or ``None`` if it is not an object."""
+        if not isinstance(item, dict):
+            return None
+        source = item.get("source")
+        return cls(
+            code=_text(item.get("code")),
+            title=_text(item.get("title")),
+            detail=_text(item.get("detail")),
+            type=_text(item.get("type")),
+            trace_id=_text(item.get("traceId")) or _text(item.get("traceIdentifier")),
+            instance=_text(item.get("instance")),
+            source={
+                str(k)[:_FIELD]: v[:_FIELD]
+                for k, v in (source.items() if isinstance(source, dict) else ())
+                if isinstance(v, str)
+            },
+        )
+
+    def __str__(self) -> str:
+        parts = [p for p in (self.code, self.title) if p]
+        text = ": ".join(parts) if parts else "(no code or title)"
+        if self.source:
+            text += " (" + ", ".join(f"{k}: {v}" for k, v in self.source.items()) + ")"
+        return text
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The ``errors`` and ``warnings`` of a Criteo response (both empty when it had none)."""
+
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.errors or self.warnings)
+
+
+def _body(response: requests.Response) -> Any:
+    try:
+        content = response.content
+    except Exception:  # a body that cannot be read is a body without an envelope
+        return None
+    if not content or len(content) > MAX_ENVELOPE_BODY:
+        return None
+    try:
+        return json.loads(content.decode(response.encoding or "utf-8", errors="replace"))
+    except (ValueError, LookupError):
+        return None
+
+
+def envelope(response: requests.Response) -> Envelope:
+    """Read Criteo's ``errors`` and ``warnings`` from *response*, whatever its status.
+
+    ::
+
+        r = session.post(url, json=payload)
+        for warning in requests_criteo.envelope(r).warnings:
+            log.warning("Criteo: %s", warning)
+    """
+    data = _body(response)
+    if not isinstance(data, dict):
+        return Envelope()
+
+    def problems(key: str) -> list[Problem]:
+        items = data.get(key)
+        if not isinstance(items, list):
+            return []
+        return [p for p in (Problem.from_json(i) for i in items) if p is not None]
+
+    return Envelope(errors=problems("errors"), warnings=problems("warnings"))
+
+
+def raise_for_status(response: requests.Response) -> requests.Response:
+    """Raise :class:`~requests_criteo.CriteoAPIError` for a 4xx or 5xx; return a 2xx/3xx.
+
+    Like ``response.raise_for_status()``, but the exception carries Criteo's parsed
+    ``errors`` and ``warnings`` and a one-line message a person can act on::
+
+        try:
+            requests_criteo.raise_for_status(session.get(url))
+        except requests_criteo.CriteoAPIError as exc:
+            print(exc)          # 403 insufficient-advertisers-permissions: ... (trace id ...)
+    """
+    if response.status_code < 400:
+        return response
+    found = envelope(response)
+    raise CriteoAPIError(
+        _summary(response, found),
+        response=response,
+        errors=found.errors,
+        warnings=found.warnings,
+    )
+
+
+def _summary(response: requests.Response, found: Envelope) -> str:
+    status = f"{response.status_code} {response.reason or ''}".strip()
+    url = (response.url or "").split("?", 1)[0]
+    where = f" for {response.request.method} {url}" if response.request is not None else ""
+    if not found.errors:
+        return f"HTTP {status}{where}"
+    first = found.errors[0]
+    message = f"HTTP {status}{where}: {first}"
+    if first.detail and first.detail != first.title:
+        message += f" - {first.detail}"
+    if first.trace_id:
+        message += f" (trace id {first.trace_id})"
+    if len(found.errors) > 1:
+        message += f" (+{len(found.errors) - 1} more)"
+    return message

@@ -1,0 +1,106 @@
+"""A client-side rate limiter, so that bulk scripts stay under Criteo's limits.
+
+What lives here: :class:`RateLimiter` (one budget of calls per minute, shared by threads)
+and :func:`is_reporting` (which paths count against Criteo's reporting budget). What
+does not: retrying 429s, which :class:`~requests_criteo.CriteoRetry` does.
+
+Criteo allows client-credentials apps 250 calls a minute, and 40 a minute on reporting
+endpoints. Running into the limit costs a 429 and a wait; pacing calls costs only the
+wait. The limiter spaces calls evenly (one every ``60 / per_minute`` seconds, with a
+small burst allowance), which keeps any 60-second window under the budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+__all__ = ["RateLimiter", "is_reporting"]
+
+log = logging.getLogger("requests_criteo")
+
+_REPORTING_MARKERS = ("/report", "/reports", "/log-level")
+
+
+def is_reporting(path: str) -> bool:
+    """Whether *path* is one of Criteo's reporting endpoints (their own, lower budget).
+
+    >>> is_reporting("/2025-10/statistics/report"), is_reporting("/2025-10/retail-media/me")
+    (True, False)
+    """
+    path = path.split("?", 1)[0].lower()
+    return any(marker in path for marker in _REPORTING_MARKERS)
+
+
+class RateLimiter:
+    """At most *per_minute* calls a minute, shared by every thread that uses it.
+
+    ``acquire()`` returns at once while the budget allows and otherwise sleeps until the
+    call's turn; turns are handed out in order, outside any lock held while sleeping::
+
+        limiter = RateLimiter(250)
+        limiter.acquire()       # before each call
+
+    :param per_minute: calls allowed per minute (a positive number).
+    :param burst: calls that may go back to back after a quiet period (default 1: none).
+    :param clock: a monotonic clock, in seconds; tests inject one.
+    :param sleep: how to wait; tests inject one that records instead.
+    """
+
+    def __init__(
+        self,
+        per_minute: float,
+        *,
+        burst: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if isinstance(per_minute, bool) or not isinstance(per_minute, (int, float)):
+            raise TypeError("per_minute must be a number of calls per minute, e.g. 250")
+        if not per_minute > 0 or per_minute == float("inf"):
+            raise ValueError(f"per_minute must be positive and finite, got {per_minute!r}")
+        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+            raise ValueError(f"burst must be a positive int, got {burst!r}")
+        self.per_minute = float(per_minute)
+        self.burst = burst
+        self.interval = 60.0 / self.per_minute
+        self.clock = clock
+        self.sleep = sleep
+        self._lock = threading.Lock()
+        self._next: float | None = None  # see reserve()
+
+    def __repr__(self) -> str:
+        return f"RateLimiter(per_minute={self.per_minute:g}, burst={self.burst})"
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        """Take the next turn; return the seconds to wait for it (0 if it is now).
+
+        The generic cell rate algorithm: ``_next`` is when the budget would next be
+        free if calls came exactly on time; a call may go up to ``burst - 1`` intervals
+        before that.
+        """
+        with self._lock:
+            now = self.clock()
+            scheduled = now if self._next is None else self._next
+            turn = max(now, scheduled - (self.burst - 1) * self.interval)
+            self._next = max(scheduled, turn) + self.interval
+            return float(turn - now)
+
+    def acquire(self) -> float:
+        """Wait for this call's turn; return the seconds waited."""
+        wait = self.reserve()
+        if wait > 0:
+            log.info("rate limit (%g calls/min): waiting %.2f s", self.per_minute, wait)
+            self.sleep(wait)
+        return wait
