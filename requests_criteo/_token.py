@@ -131,7 +131,9 @@ class TokenEndpoint:
         """
         start = self.clock()
         # A token request changes nothing on the server: any method may be retried.
-        policy = self.retry.new(allowed_methods=None)
+        # 500 too: a token endpoint that fails once is worth a second try.
+        forcelist = frozenset(self.retry.status_forcelist or ()) | {500}
+        policy = self.retry.new(allowed_methods=None, status_forcelist=forcelist)
         attempt = 0
         while True:
             attempt += 1

@@ -5,21 +5,45 @@ What lives here: :class:`CriteoAdapter` and :func:`session`, which builds a
 which are :class:`~requests_criteo.CriteoAuth`'s; the adapter hands each request to its
 auth just before sending it, and the auth's hook resends through
 ``response.connection``, which requests sets to this adapter.
+
+Besides authentication, the adapter brings Criteo's rate limits: a
+:class:`~requests_criteo.CriteoRetry` policy by default (429 retried for any method after
+the wait Criteo asks for; 502/503/504 for idempotent methods), and an opt-in client-side
+limiter that paces calls under the documented budgets.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.utils import default_user_agent
+from urllib3.util.retry import Retry
 
 from .auth import USER_AGENT, CriteoAuth
+from .ratelimit import RateLimiter, is_reporting
+from .retry import CriteoRetry
 
 __all__ = ["CriteoAdapter", "session"]
 
 _REQUESTS_USER_AGENT = default_user_agent()
+# For bodies that cannot be sent twice: urllib3 would resend an exhausted generator empty.
+_NO_RETRIES = Retry(0, read=False, redirect=False)
+
+
+def _limiter(value: float | RateLimiter | None, name: str) -> RateLimiter | None:
+    if value is None or isinstance(value, RateLimiter):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be calls per minute (a number) or a RateLimiter")
+    return RateLimiter(value)
+
+
+def _replayable(body: object) -> bool:
+    return body is None or isinstance(body, (bytes, str)) or hasattr(body, "seek")
 
 
 class CriteoAdapter(HTTPAdapter):
@@ -30,7 +54,7 @@ class CriteoAdapter(HTTPAdapter):
 
         auth = CriteoAuth(client_id, client_secret)
         session = requests.Session()
-        session.mount("https://api.criteo.com/", CriteoAdapter(auth))
+        session.mount("https://api.criteo.com/", CriteoAdapter(auth, rate_limit=250))
 
     Mount it on a prefix that ends with ``/``: requests matches prefixes as plain
     strings, and ``"https://api.criteo.com"`` would also catch
@@ -38,55 +62,123 @@ class CriteoAdapter(HTTPAdapter):
     so such a host would still get no token.)
 
     A request that already carries a token from a ``CriteoAuth`` (given with ``auth=``)
-    keeps it: the two together still fetch once and resend at most once. A request sent
+    keeps it, and so does one carrying a caller's own ``Bearer`` header until Criteo
+    answers 401 to it: the call is then resent once with a managed token. A request sent
     with requests' default User-Agent gets requests-criteo's name and version added;
     a caller's own User-Agent is kept.
 
     :param auth: the :class:`~requests_criteo.CriteoAuth` that provides tokens.
+    :param max_retries: the retry policy; :class:`~requests_criteo.CriteoRetry` by default.
+        A body that cannot be sent twice (a generator) is never retried.
+    :param rate_limit: pace calls to at most this many per minute (Criteo allows
+        client-credentials apps 250), shared by every thread using this adapter; or a
+        :class:`~requests_criteo.RateLimiter`. Off by default.
+    :param reporting_rate_limit: a separate budget for reporting endpoints (Criteo: 40 a
+        minute); when unset, reporting calls count against ``rate_limit``.
     :param kwargs: passed to ``HTTPAdapter`` (``pool_connections``, ``pool_maxsize``,
-        ``max_retries``, ``pool_block``).
+        ``pool_block``).
     """
 
-    __attrs__ = [*HTTPAdapter.__attrs__, "auth"]  # noqa: RUF012 - as in HTTPAdapter
+    __attrs__ = [  # noqa: RUF012 - a list, as in HTTPAdapter
+        *HTTPAdapter.__attrs__,
+        "auth",
+        "limiter",
+        "reporting_limiter",
+    ]
 
-    def __init__(self, auth: CriteoAuth, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        auth: CriteoAuth,
+        *,
+        max_retries: Retry | int | None = None,
+        rate_limit: float | RateLimiter | None = None,
+        reporting_rate_limit: float | RateLimiter | None = None,
+        **kwargs: Any,
+    ) -> None:
         if not isinstance(auth, CriteoAuth):
             raise TypeError(f"CriteoAdapter needs a CriteoAuth, not {type(auth).__name__}")
         self.auth = auth
-        super().__init__(**kwargs)
+        self.limiter = _limiter(rate_limit, "rate_limit")
+        self.reporting_limiter = _limiter(reporting_rate_limit, "reporting_rate_limit")
+        self._local = threading.local()
+        super().__init__(
+            max_retries=CriteoRetry() if max_retries is None else max_retries, **kwargs
+        )
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._local = threading.local()
+        super().__setstate__(state)  # type: ignore[misc]  # not in the stubs
 
     def __repr__(self) -> str:
         return f"CriteoAdapter({self.auth!r})"
 
+    @property
+    def max_retries(self) -> Retry:
+        """The retry policy (for the current request: none if its body cannot be resent)."""
+        local = self.__dict__.get("_local")
+        override = getattr(local, "retries", None) if local is not None else None
+        return override if override is not None else self._max_retries
+
+    @max_retries.setter
+    def max_retries(self, value: Retry) -> None:
+        self._max_retries = value
+
     def send(  # type: ignore[override]
         self, request: requests.PreparedRequest, **kwargs: Any
     ) -> requests.Response:
-        """Authenticate *request* if it is for a Criteo origin, then send it."""
+        """Authenticate *request* if it is for a Criteo origin, pace it, then send it."""
         url = request.url
         if url is not None and url.startswith(self.auth._prefixes):
             if request.headers.get("User-Agent", _REQUESTS_USER_AGENT) == _REQUESTS_USER_AGENT:
                 request.headers["User-Agent"] = USER_AGENT
-            if getattr(request, "_criteo_state", None) is None:
-                self.auth(request)
-        return super().send(request, **kwargs)
+            self.auth.apply(request, keep_authorization=True)
+            limiter = self.limiter
+            if self.reporting_limiter is not None and is_reporting(urlsplit(url).path):
+                limiter = self.reporting_limiter
+            if limiter is not None:
+                limiter.acquire()
+        if _replayable(request.body):
+            return super().send(request, **kwargs)
+        self._local.retries = _NO_RETRIES
+        try:
+            return super().send(request, **kwargs)
+        finally:
+            self._local.retries = None
 
 
-def session(client_id: str, client_secret: str, **options: Any) -> requests.Session:
+def session(
+    client_id: str | None = None, client_secret: str | None = None, **options: Any
+) -> requests.Session:
     """A ``requests.Session`` that authenticates its requests to Criteo.
 
     :class:`CriteoAdapter` is mounted on each API origin with its trailing slash;
     every other URL uses requests' ordinary adapters::
 
         s = requests_criteo.session(client_id, client_secret)
+        s = requests_criteo.session()      # from CRITEO_CLIENT_ID / CRITEO_CLIENT_SECRET
         r = s.get("https://api.criteo.com/2025-10/marketing-solutions/me")
 
     :param options: keyword arguments of :class:`~requests_criteo.CriteoAuth`
-        (``token_url``, ``api_origins``, ``timer``...), plus ``pool_connections``,
-        ``pool_maxsize``, ``pool_block`` and ``max_retries`` for the adapter.
+        (``token_url``, ``api_origins``, ``timer``...), plus the adapter's
+        ``rate_limit``, ``reporting_rate_limit``, ``max_retries``, ``pool_connections``,
+        ``pool_maxsize`` and ``pool_block``.
+    :raises MissingCredentialsError: no credentials given and the environment lacks one.
     """
-    adapter_keys = ("pool_connections", "pool_maxsize", "pool_block", "max_retries")
+    adapter_keys = (
+        "pool_connections",
+        "pool_maxsize",
+        "pool_block",
+        "max_retries",
+        "rate_limit",
+        "reporting_rate_limit",
+    )
     adapter_options = {k: options.pop(k) for k in adapter_keys if k in options}
-    auth = CriteoAuth(client_id, client_secret, **options)
+    if client_id is None and client_secret is None:
+        auth = CriteoAuth.from_env(**options)
+    elif client_id is None or client_secret is None:
+        raise TypeError("pass both client_id and client_secret, or neither (environment)")
+    else:
+        auth = CriteoAuth(client_id, client_secret, **options)
     adapter = CriteoAdapter(auth, **adapter_options)
     s = requests.Session()
     for origin in auth.api_origins:

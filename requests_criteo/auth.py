@@ -264,10 +264,12 @@ class CriteoAuth(AuthBase):
     ) -> requests.PreparedRequest:
         """Decorate *r* if it goes to a Criteo origin; what ``__call__`` does.
 
-        :param keep_authorization: keep an ``Authorization`` header the caller set (the
-            adapter and :func:`~requests_criteo.install` pass ``True``); the 401 hook is
-            still registered, and a 401 to that header is resent with a managed token.
-            A request already decorated by a ``CriteoAuth`` is then left as it is.
+        :param keep_authorization: keep a ``Bearer`` header the caller set (a hand-rolled
+            token; the adapter and :func:`~requests_criteo.install` pass ``True``); the 401
+            hook is still registered, a 401 to that header is resent with a managed token,
+            and later requests carrying it get a managed token at once. Any other
+            ``Authorization`` (Basic from ``.netrc``, say) is replaced. A request already
+            decorated by a ``CriteoAuth`` is then left as it is.
         """
         url = r.url
         if (
@@ -281,7 +283,7 @@ class CriteoAuth(AuthBase):
             return r
         token: Token | None
         own = r.headers.get("Authorization") if keep_authorization else None
-        if own is not None and not self._is_dead(own):
+        if own is not None and own[:7].lower() == "bearer " and not self._is_dead(own):
             token = None  # the caller's own header, kept until Criteo refuses it
         else:
             token = self._token

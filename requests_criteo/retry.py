@@ -35,9 +35,12 @@ _DIGITS = re.compile(r"\s*[0-9]+(\.[0-9]+)?\s*")
 class CriteoRetry(Retry):
     """urllib3 ``Retry`` that understands Criteo's 429s and sleeps through a seam.
 
-    A 429 is retried whatever the method (the call was not executed); the wait is
-    ``Retry-After`` or ``x-ratelimit-reset`` when usable, else exponential backoff with
-    jitter; every wait is at most ``retry_after_max`` seconds. ``sleep`` and
+    A 429 is retried whatever the method (the call was not executed); 502, 503, 504 and
+    read errors only for idempotent methods (urllib3's ``allowed_methods``); failed
+    connections always (nothing was sent). The wait is ``Retry-After`` or
+    ``x-ratelimit-reset`` when usable, else exponential backoff with jitter (0.5 s, 1 s,
+    2 s... plus up to 0.5 s); every wait is at most ``retry_after_max`` seconds, and is
+    logged at INFO. After ``total`` retries the last response is returned as it is. ``sleep`` and
     ``wall_clock`` are injectable so tests never sleep::
 
         retry = CriteoRetry(total=4, backoff_factor=0.5, backoff_jitter=0.5)
@@ -53,7 +56,7 @@ class CriteoRetry(Retry):
         *,
         sleep: Callable[[float], None] | None = None,
         wall_clock: Callable[[], float] | None = None,
-        status_forcelist: Collection[int] | None = frozenset({429, 500, 502, 503, 504}),
+        status_forcelist: Collection[int] | None = frozenset({429, 502, 503, 504}),
         backoff_factor: float = 0.5,
         backoff_jitter: float = 0.5,
         backoff_max: float = 30.0,

@@ -598,8 +598,19 @@ class _Handler(BaseHTTPRequestHandler):
                 "The authorization token has expired",
             )
             return
+        allowed, rate_headers = fake._rate_check(client_id, path_only)
+        if not allowed:
+            error = {
+                "traceId": str(uuid.uuid4()),
+                "type": "quota",
+                "code": "too-many-requests",
+                "instance": path_only,
+                "title": "API rate limit exceeded",
+            }
+            self._send_json(429, {"errors": [error]}, rate_headers)
+            return
         if canned is not None:
-            self._send(canned.status, canned.body, canned.headers)
+            self._send(canned.status, canned.body, [*canned.headers, *rate_headers])
         elif _ME_RE.fullmatch(path_only):
             self._send_json(
                 200,
@@ -610,6 +621,7 @@ class _Handler(BaseHTTPRequestHandler):
                         "attributes": {"clientId": client_id},
                     }
                 },
+                rate_headers,
             )
         else:
             self._send_json(
@@ -625,6 +637,7 @@ class _Handler(BaseHTTPRequestHandler):
                         },
                     }
                 },
+                rate_headers,
             )
 
 
@@ -709,6 +722,19 @@ class FakeCriteo:
         self._token_requests = 0
         self._tokens_issued = 0
         self._api_requests = 0
+        self.rate_limit: int | None = None
+        """Calls a minute each client may make to ordinary API paths; ``None``: no limit.
+
+        Counted in windows of 60 s of :attr:`timer`, like Criteo's per-minute budgets
+        (250 for client-credentials apps). Over it, the fake answers 429 with Criteo's
+        ``x-ratelimit-limit``, ``x-ratelimit-remaining`` and ``x-ratelimit-reset`` (the Unix
+        time, by :attr:`wall_clock`, at which the window ends)."""
+        self.reporting_rate_limit: int | None = None
+        """The same for reporting paths (``.../report``, ``.../reports/...``; Criteo: 40)."""
+        self.wall_clock: Callable[[], float] = time.time
+        """The Unix time, for ``x-ratelimit-reset``."""
+        self._rate_counts: dict[tuple[str, bool, int], int] = {}
+        self._rate_limited = 0
         self._running: _Running | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -823,11 +849,41 @@ class FakeCriteo:
         with self._lock:
             return self._api_requests
 
+    @property
+    def rate_limited(self) -> int:
+        """API requests answered 429 because a :attr:`rate_limit` was exceeded."""
+        with self._lock:
+            return self._rate_limited
+
     def reset_counters(self) -> None:
-        """Set the three counters to zero and empty :attr:`requests` (in place)."""
+        """Set the counters to zero, forget rate-limit windows, empty :attr:`requests`."""
         with self._lock:
             self._token_requests = self._tokens_issued = self._api_requests = 0
+            self._rate_limited = 0
+            self._rate_counts.clear()
             self.requests.clear()
+
+    def _rate_check(self, client_id: str, path: str) -> tuple[bool, list[tuple[str, str]]]:
+        """Count a call: whether it may proceed, and the x-ratelimit headers to send."""
+        reporting = any(m in path.lower() for m in ("/report", "/reports", "/log-level"))
+        limit = self.reporting_rate_limit if reporting else self.rate_limit
+        if limit is None:
+            return True, []
+        now = self.timer()
+        window = math.floor(now / 60)
+        reset = int(self.wall_clock() + (window + 1) * 60 - now) + 1
+        with self._lock:
+            key = (client_id, reporting, window)
+            used = self._rate_counts.get(key, 0) + 1
+            self._rate_counts[key] = used
+            if used > limit:
+                self._rate_limited += 1
+        headers = [
+            ("x-ratelimit-limit", str(limit)),
+            ("x-ratelimit-remaining", str(max(0, limit - used))),
+            ("x-ratelimit-reset", str(reset)),
+        ]
+        return used <= limit, headers
 
     def token_endpoint_requests(self) -> list[SeenRequest]:
         """The logged requests to the token endpoint, oldest first (a copy)."""
