@@ -1,24 +1,36 @@
 """The command line: ``python -m requests_criteo`` (also installed as ``criteo-auth``).
 
-What lives here: argument parsing and the ``demo`` subcommand, a scripted session
-against :class:`~requests_criteo.testing.FakeCriteo` on loopback that shows what the
-library does, with counts. What does not: any library behaviour of its own.
+What lives here: argument parsing and the subcommands — ``token`` (print a bearer token
+for the environment's credentials), ``request`` (an authenticated call, its JSON answer
+printed) and ``demo`` (a scripted session against
+:class:`~requests_criteo.testing.FakeCriteo` on loopback, with counts). What does not:
+any library behaviour of its own.
+
+Exit statuses: 0 success, 1 the call or the token request failed, 2 bad usage or
+missing credentials. Nothing secret is ever printed, except the token that ``token``
+exists to print.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
 import requests
 
 from . import __version__
+from .adapters import CriteoAdapter
 from .adapters import session as criteo_session
 from .auth import CriteoAuth
+from .envelope import raise_for_status
+from .exceptions import CriteoAPIError, CriteoAuthError, MissingCredentialsError
 from .testing import FakeCriteo
 
 __all__ = ["main"]
@@ -132,6 +144,92 @@ def _in_threads(n: int, call: Callable[[], int]) -> list[int]:
     return results
 
 
+class _UsageError(Exception):
+    """Wrong input on the command line: exit status 2."""
+
+
+def _auth(args: argparse.Namespace) -> CriteoAuth:
+    options = {"token_url": args.token_url} if args.token_url else {}
+    return CriteoAuth.from_env(**options)
+
+
+def token(args: argparse.Namespace, out: TextIO) -> int:
+    """``token``: print a bearer token for the environment's credentials."""
+    out.write(_auth(args).token().access_token + "\n")
+    return 0
+
+
+def _params(pairs: Sequence[str]) -> list[tuple[str, str]]:
+    params = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise _UsageError(f"--param takes key=value, got {pair!r}")
+        params.append((key, value))
+    return params
+
+
+def _json_body(text: str | None) -> Any:
+    if text is None:
+        return None
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise _UsageError(f"cannot read {text[1:]!r}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise _UsageError(f"--json is not valid JSON: {exc}") from None
+
+
+def request(args: argparse.Namespace, out: TextIO) -> int:
+    """``request``: make an authenticated call and print its answer."""
+    auth = _auth(args)
+    target: str = args.path_or_url
+    if target.startswith("/"):
+        url = auth.api_origins[0] + target
+    elif "://" in target:
+        url = target
+    else:
+        raise _UsageError(f"give a path starting with / or a full URL, got {target!r}")
+    body = _json_body(args.json)
+    params = _params(args.param)
+    with requests.Session() as s:
+        adapter = CriteoAdapter(auth)
+        for origin in auth.api_origins:
+            s.mount(origin + "/", adapter)
+        prepared = s.prepare_request(
+            requests.Request(args.method.upper(), url, params=params, json=body)
+        )
+        if not (prepared.url or "").startswith(auth._prefixes):
+            raise _UsageError(
+                f"{url} is not on a Criteo origin ({', '.join(auth.api_origins)}); "
+                "the token is only sent there"
+            )
+        response = s.send(prepared, timeout=(10, 120))
+    _print_answer(response, out)
+    try:
+        raise_for_status(response)
+    except CriteoAPIError as exc:
+        sys.stderr.write(f"criteo-auth: {exc}\n")
+        return 1
+    return 0
+
+
+def _print_answer(response: requests.Response, out: TextIO) -> None:
+    try:
+        data = response.json()
+    except ValueError:
+        if response.text:
+            out.write(response.text if response.text.endswith("\n") else response.text + "\n")
+        return
+    if out.isatty():
+        out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.write(json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line's parser: one subcommand per task."""
     parser = argparse.ArgumentParser(
@@ -140,6 +238,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"requests-criteo {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    env_help = (
+        "Credentials come from CRITEO_CLIENT_ID and CRITEO_CLIENT_SECRET (and "
+        "CRITEO_TOKEN_URL, for a fake or a proxy)."
+    )
+    token_parser = commands.add_parser(
+        "token",
+        help="print a bearer token, for curl and shell scripts",
+        description="Print a bearer token for the environment's credentials. " + env_help,
+        epilog='example: curl -H "Authorization: Bearer $(criteo-auth token)" '
+        "https://api.criteo.com/2025-10/retail-media/me",
+    )
+    token_parser.add_argument("--token-url", help="the token endpoint (default: Criteo's)")
+    request_parser = commands.add_parser(
+        "request",
+        help="make an authenticated call and print its JSON answer",
+        description="Make one authenticated call and print the answer: pretty on a "
+        "terminal, compact when piped. Exits 1 with Criteo's error summary on stderr when "
+        "the answer is 4xx or 5xx. Rate-limit waits are shown on stderr. " + env_help,
+    )
+    request_parser.add_argument("method", help="GET, POST, PATCH, PUT or DELETE")
+    request_parser.add_argument(
+        "path_or_url", help="a path such as /2025-10/retail-media/me, or a full URL"
+    )
+    request_parser.add_argument(
+        "--json", metavar="BODY", help="a JSON body, or @FILE to read it from a file"
+    )
+    request_parser.add_argument(
+        "--param",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="a query parameter; repeat for more",
+    )
+    request_parser.add_argument("--token-url", help="the token endpoint (default: Criteo's)")
     commands.add_parser(
         "demo",
         help="run a scripted session against a local fake of Criteo",
@@ -156,8 +288,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo()
-    parser.print_help(sys.stderr)
-    return 2
+    if args.command not in ("token", "request"):
+        parser.print_help(sys.stderr)
+        return 2
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("criteo-auth: %(message)s"))
+    logger = logging.getLogger("requests_criteo")
+    logger.addHandler(handler)
+    previous = logger.level
+    logger.setLevel(logging.INFO)  # retry and rate-limit waits, on stderr
+    try:
+        command = token if args.command == "token" else request
+        return command(args, sys.stdout)
+    except (_UsageError, MissingCredentialsError) as exc:
+        sys.stderr.write(f"criteo-auth: {exc}\n")
+        return 2
+    except (CriteoAuthError, requests.RequestException) as exc:
+        sys.stderr.write(f"criteo-auth: {type(exc).__name__}: {exc}\n")
+        return 1
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
 
 
 if __name__ == "__main__":

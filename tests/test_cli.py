@@ -54,3 +54,220 @@ def test_python_dash_m_runs_the_demo() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "demo passed" in done.stdout
+
+
+# -- token and request, against FakeCriteo -------------------------------------------------
+
+from collections.abc import Iterator  # noqa: E402
+
+from requests_criteo.testing import FakeCriteo  # noqa: E402
+
+from .conftest import SECRET  # noqa: E402
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCriteo]:
+    with FakeCriteo(clients={"client-1": SECRET}) as server:
+        monkeypatch.setenv("CRITEO_CLIENT_ID", "client-1")
+        monkeypatch.setenv("CRITEO_CLIENT_SECRET", SECRET)
+        monkeypatch.setenv("CRITEO_TOKEN_URL", server.token_url)
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        yield server
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_token_prints_a_token_and_nothing_else(
+    fake: FakeCriteo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["token"]) == 0
+    out, err = capsys.readouterr()
+    issued = fake.api_calls()  # none: the token endpoint only
+    assert issued == []
+    token = out.strip()
+    assert token.count(".") == 2  # the fake's JWT-looking token
+    assert out == token + "\n"
+    assert SECRET not in out + err
+
+
+def test_the_printed_token_works(fake: FakeCriteo, capsys: pytest.CaptureFixture[str]) -> None:
+    import requests
+
+    main(["token"])
+    token = capsys.readouterr().out.strip()
+    r = requests.get(
+        f"{fake.url}/2025-10/retail-media/me",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=5,
+    )
+    assert r.status_code == 200
+
+
+def test_token_with_bad_credentials_exits_1(
+    fake: FakeCriteo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CRITEO_CLIENT_SECRET", SECRET + "-wrong")
+    assert main(["token"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "invalid_client" in err
+    assert SECRET not in err
+
+
+@pytest.mark.parametrize("command", [["token"], ["request", "GET", "/2025-10/x"]])
+def test_missing_credentials_exit_2_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    monkeypatch.delenv("CRITEO_CLIENT_ID", raising=False)
+    assert main(command) == 2
+    assert "CRITEO_CLIENT_ID" in capsys.readouterr().err
+
+
+def test_request_prints_the_answer_compact_when_piped(
+    fake: FakeCriteo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["request", "GET", "/2025-10/retail-media/me"]) == 0
+    out, err = capsys.readouterr()
+    assert (
+        out
+        == '{"data":{"id":"client-1","type":"Application","attributes":{"clientId":"client-1"}}}\n'
+    )
+    assert err == ""
+    assert "requests-criteo/" in fake.api_calls()[0].headers["User-Agent"]
+
+
+def test_request_pretty_on_a_terminal(fake: FakeCriteo, monkeypatch: pytest.MonkeyPatch) -> None:
+    tty = Tty()
+    monkeypatch.setattr(sys, "stdout", tty)
+    assert main(["request", "GET", f"{fake.url}/2025-10/retail-media/me"]) == 0
+    assert tty.getvalue().startswith('{\n  "data": {\n    "id": "client-1"')
+
+
+def test_request_with_json_and_params(
+    fake: FakeCriteo, tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "request",
+                "post",
+                "/2025-10/retail-media/reports",
+                "--json",
+                '{"ids": [1, 2]}',
+                "--param",
+                "limit=10",
+                "--param",
+                "q=a b",
+            ]
+        )
+        == 0
+    )
+    seen = fake.api_calls()[0]
+    assert seen.method == "POST"
+    assert seen.path == "/2025-10/retail-media/reports?limit=10&q=a+b"
+    assert seen.body == b'{"ids": [1, 2]}'
+    assert '"method":"POST"' in capsys.readouterr().out
+
+
+def test_request_json_from_a_file(fake: FakeCriteo, tmp_path: object) -> None:
+    from pathlib import Path
+
+    body = Path(str(tmp_path)) / "body.json"
+    body.write_text('{"a": 1}')
+    assert main(["request", "PATCH", "/2025-10/x", "--json", f"@{body}"]) == 0
+    assert fake.api_calls()[0].body == b'{"a": 1}'
+
+
+def test_a_failed_request_exits_1_with_criteo_s_summary(
+    fake: FakeCriteo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.set_response(
+        "/2025-10/retail-media/accounts",
+        status=403,
+        json={
+            "errors": [
+                {
+                    "code": "insufficient-advertisers-permissions",
+                    "title": "Missing rights",
+                    "traceId": "trace-42",
+                    "type": "authorization",
+                }
+            ]
+        },
+    )
+    assert main(["request", "GET", "/2025-10/retail-media/accounts"]) == 1
+    out, err = capsys.readouterr()
+    assert '"insufficient-advertisers-permissions"' in out
+    assert "HTTP 403" in err
+    assert "insufficient-advertisers-permissions: Missing rights (trace id trace-42)" in err
+
+
+def test_rate_limit_waits_are_shown_on_stderr(
+    fake: FakeCriteo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    from .conftest import FakeClock
+
+    clock = FakeClock()
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # sleeping moves the fake's clock on
+        slept.append(seconds)
+        clock.advance(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    fake.timer = clock
+    start = time.time()  # the CLI's retry policy reads the real Unix time
+    fake.wall_clock = lambda: start + clock() - 1000
+    fake.rate_limit = 1
+    assert main(["request", "GET", "/2025-10/a"]) == 0
+    assert main(["request", "GET", "/2025-10/b"]) == 0  # over the limit once, then waits
+    err = capsys.readouterr().err
+    # The fake's minute ends at 1020 on its clock: about 20 s to wait (to the next second).
+    assert "criteo-auth: Criteo asked to wait: retrying in 2" in err
+    assert len(slept) == 1
+    assert 19 < slept[0] <= 21
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["request", "GET", "2025-10/x"], "give a path starting with /"),
+        (["request", "GET", "https://evil.example/2025-10/x"], "is not on a Criteo origin"),
+        (["request", "GET", "/x", "--json", "{nope"], "--json is not valid JSON"),
+        (["request", "GET", "/x", "--json", "@/nonexistent/body.json"], "cannot read"),
+        (["request", "GET", "/x", "--param", "novalue"], "--param takes key=value"),
+    ],
+)
+def test_bad_usage_exits_2(
+    fake: FakeCriteo, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+    assert fake.api_requests == 0
+
+
+def test_an_unreachable_token_endpoint_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    with FakeCriteo() as gone:
+        url = gone.token_url
+    monkeypatch.setenv("CRITEO_CLIENT_ID", "client-1")
+    monkeypatch.setenv("CRITEO_CLIENT_SECRET", SECRET)
+    assert main(["token", "--token-url", url]) == 1
+    assert "could not reach the token endpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["token", "request", "demo"])
+def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "usage: criteo-auth" in capsys.readouterr().out
