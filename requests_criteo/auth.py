@@ -22,11 +22,10 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import requests
-from oauthlib.oauth2 import BackendApplicationClient
 from requests.auth import AuthBase
 from requests.cookies import extract_cookies_to_jar
 from requests.utils import default_user_agent
@@ -34,9 +33,11 @@ from requests.utils import default_user_agent
 from . import _origins
 from .__version__ import __version__
 from ._cache import Timer, Token, TokenCache, shared_cache
+from ._source import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, TokenSource, store_key
 from ._token import TokenEndpoint
 from .exceptions import CriteoAuthError, MissingCredentialsError
 from .retry import CriteoRetry
+from .stores import MemoryTokenStore, StoredToken, TokenStore
 
 __all__ = ["DEFAULT_TOKEN_URL", "USER_AGENT", "CriteoAuth"]
 
@@ -56,6 +57,25 @@ _STATE = "_criteo_state"
 # process (or a forked child) finds its secret without the pickle carrying it.
 _SECRETS: dict[tuple[str, str], str] = {}
 _SECRETS_LOCK = threading.Lock()
+
+
+# The process-wide stores of auths given no store=, one per timer (as for the caches):
+# within a process any consistent clock will do.
+_DEFAULT_STORE = MemoryTokenStore()
+_STORES_BY_TIMER: dict[Timer, MemoryTokenStore] = {}
+
+
+def default_store(timer: Timer | None = None) -> MemoryTokenStore:
+    """The process-wide :class:`MemoryTokenStore` of auths using *timer* and no ``store=``."""
+    if timer is None or timer is shared_cache().timer:
+        return _DEFAULT_STORE
+    with _SECRETS_LOCK:
+        store = _STORES_BY_TIMER.get(timer)
+        if store is None:
+            if len(_STORES_BY_TIMER) >= 64:
+                _STORES_BY_TIMER.pop(next(iter(_STORES_BY_TIMER)))
+            store = _STORES_BY_TIMER[timer] = MemoryTokenStore(clock=timer)
+        return store
 
 
 def fingerprint(client_id: str, client_secret: str) -> str:
@@ -153,6 +173,18 @@ class CriteoAuth(AuthBase):
     :param retry: the retry policy of the token request (a :class:`~requests_criteo.CriteoRetry`).
     :param token_session: the session token requests go through; a private one by default.
         Whatever it is, requests-criteo never follows a redirect or reads ``.netrc`` with it.
+    :param refresh_token: for an authorization-code app, a refresh token kept from an
+        earlier exchange; used only if the store has none (the store's is newer).
+    :param store: a :class:`~requests_criteo.TokenStore` shared with other processes
+        (:class:`~requests_criteo.FileTokenStore`); the process's memory by default.
+    :param on_token: called with each new :class:`~requests_criteo.StoredToken` (access and
+        refresh token) right after it is stored and before it is used, for apps that keep
+        tokens in their own database. If it raises, the error reaches the caller; the
+        token stays in the store.
+    :param grant: ``"client_credentials"`` (the default) or ``"authorization_code"``
+        (implied by ``refresh_token``): the latter refreshes with the refresh-token grant.
+    :param account: for authorization-code apps holding several consents, the name under
+        which this one's tokens are stored.
     :raises InsecureTransportError: a non-loopback http URL was given.
     """
 
@@ -169,6 +201,11 @@ class CriteoAuth(AuthBase):
         deadline: float = 120.0,
         retry: CriteoRetry | None = None,
         token_session: requests.Session | None = None,
+        refresh_token: str | None = None,
+        store: TokenStore | None = None,
+        on_token: Callable[[StoredToken], object] | None = None,
+        grant: str | None = None,
+        account: str = "default",
     ) -> None:
         self.client_id = _check_credential("client_id", client_id)
         self._secret = _check_credential("client_secret", client_secret)
@@ -203,8 +240,29 @@ class CriteoAuth(AuthBase):
         self.timeout = (float(timeout[0]), float(timeout[1]))
         self.deadline = float(deadline)
         self.retry = retry if retry is not None else CriteoRetry()
+        if grant is None:
+            grant = AUTHORIZATION_CODE if refresh_token is not None else CLIENT_CREDENTIALS
+        if grant not in (CLIENT_CREDENTIALS, AUTHORIZATION_CODE):
+            raise ValueError(
+                f"grant must be 'client_credentials' or 'authorization_code', not {grant!r}"
+            )
+        if refresh_token is not None and grant != AUTHORIZATION_CODE:
+            raise ValueError("a refresh_token goes with grant='authorization_code'")
+        if refresh_token is not None:
+            _check_credential("refresh_token", refresh_token)
+        if not isinstance(account, str) or not account:
+            raise ValueError("account must be a non-empty name")
+        if store is not None and not isinstance(store, TokenStore):
+            raise TypeError(f"store must be a TokenStore, not {type(store).__name__}")
+        if on_token is not None and not callable(on_token):
+            raise TypeError("on_token must be a callable taking a StoredToken")
+        self.grant = grant
+        self.account = account
+        self.store = store if store is not None else default_store(self._timer)
+        self._custom_store = store is not None
+        self.on_token = on_token
         self.fingerprint = fingerprint(self.client_id, self._secret)
-        self._key = (token_url, self.client_id, self.fingerprint, "client_credentials")
+        self._key = (token_url, self.client_id, self.fingerprint, grant, account)
         self._endpoint = TokenEndpoint(
             token_url,
             timeout=self.timeout,
@@ -213,11 +271,23 @@ class CriteoAuth(AuthBase):
             user_agent=USER_AGENT,
             session=token_session,
         )
+        self._source = TokenSource(
+            client_id=self.client_id,
+            client_secret=self._secret,
+            grant=grant,
+            key=store_key(token_url, self.client_id, self.fingerprint, grant, account),
+            store=self.store,
+            endpoint=self._endpoint,
+            timer=self._timer,
+            on_token=on_token,
+        )
         self._token: Token | None = None
         # Digests of Authorization headers set by the caller that Criteo refused (401).
         self._dead: dict[str, None] = {}
         with _SECRETS_LOCK:
             _SECRETS[(self.client_id, self.fingerprint)] = self._secret
+        if refresh_token is not None:
+            self._source.seed(refresh_token)
 
     @classmethod
     def from_env(cls, **options: Any) -> CriteoAuth:
@@ -242,6 +312,50 @@ class CriteoAuth(AuthBase):
         if token_url:
             options.setdefault("token_url", token_url)
         return cls(values["CRITEO_CLIENT_ID"], values["CRITEO_CLIENT_SECRET"], **options)
+
+    @classmethod
+    def from_authorization_code(
+        cls,
+        client_id: str,
+        client_secret: str,
+        code: str,
+        redirect_uri: str,
+        code_verifier: str | None = None,
+        **options: Any,
+    ) -> CriteoAuth:
+        """Exchange an authorization code for tokens, and return the auth that uses them.
+
+        The code is sent once: codes are single-use, so a failed exchange is never
+        retried (except a 429, which Criteo did not execute). The access and refresh
+        tokens go to the store (``store=``, the process's memory by default) and to
+        ``on_token=`` before the auth is returned::
+
+            request = requests_criteo.consent_url(client_id, redirect_uri)
+            # ... the user consents; the browser comes back with ?code=...&state=...
+            code = requests_criteo.code_from_redirect(callback_url, request.state)
+            auth = CriteoAuth.from_authorization_code(
+                client_id, client_secret, code, redirect_uri, request.code_verifier,
+                store=FileTokenStore("tokens.json"),
+            )
+
+        :param redirect_uri: the same redirect URI as in the consent request.
+        :param code_verifier: the PKCE verifier of the consent request, if it had one.
+        :param options: keyword arguments of ``CriteoAuth`` (``store``, ``on_token``,
+            ``account``, ``token_url``...).
+        :raises ConsentRequiredError: Criteo refused the code (``invalid_grant``).
+        """
+        _check_credential("code", code)
+        if not isinstance(redirect_uri, str) or not redirect_uri:
+            raise TypeError("redirect_uri must be the redirect URI of the consent request")
+        options["grant"] = AUTHORIZATION_CODE
+        auth = cls(client_id, client_secret, **options)
+        token = auth.cache.get_or_fetch(
+            auth._key,
+            lambda: auth._source.exchange(code, redirect_uri, code_verifier),
+            wait=auth.deadline + 5.0,
+        )
+        auth._token = token
+        return auth
 
     def __repr__(self) -> str:
         return f"CriteoAuth(client_id={self.client_id!r}, token_url={self.token_url!r})"
@@ -304,7 +418,8 @@ class CriteoAuth(AuthBase):
     def _forget(self, state: _RequestState, request: requests.PreparedRequest) -> None:
         """After a 401: drop our token if still cached, or remember the caller's as dead."""
         if state.token is not None:
-            self.cache.drop(self._key, state.token)
+            if self.cache.drop(self._key, state.token):
+                self._source.forget(state.token)
             return
         header = request.headers.get("Authorization")
         if header is not None:
@@ -329,15 +444,17 @@ class CriteoAuth(AuthBase):
 
     def _fetch(self) -> Token:
         log.debug("requesting a token for client %s from %s", self.client_id, self.token_url)
-        client = BackendApplicationClient(self.client_id)
-        body = client.prepare_request_body(include_client_id=True, client_secret=self._secret)
-        return self._endpoint.fetch(body, secrets=[self._secret], timer=self._timer)
+        return self._source.fetch()
 
     def invalidate(self) -> None:
-        """Forget the cached token of these credentials, so the next request fetches one."""
-        token = self.cache.get(self._key)
+        """Forget the cached token of these credentials, so the next request fetches one.
+
+        The token is also taken out of the store; a refresh token is kept.
+        """
+        token = self.cache.get(self._key) or self._token
         if token is not None:
             self.cache.drop(self._key, token)
+            self._source.forget(token)
         self._token = None
 
     # -- the 401 hook -----------------------------------------------------------------
@@ -408,6 +525,10 @@ class CriteoAuth(AuthBase):
             "timeout": self.timeout,
             "deadline": self.deadline,
             "retry": self.retry,
+            "grant": self.grant,
+            "account": self.account,
+            "store": self.store if self._custom_store else None,
+            "on_token": self.on_token,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -421,6 +542,10 @@ class CriteoAuth(AuthBase):
             timeout=state["timeout"],
             deadline=state["deadline"],
             retry=state["retry"],
+            grant=state["grant"],
+            account=state["account"],
+            store=state["store"],
+            on_token=state["on_token"],
         )
 
 

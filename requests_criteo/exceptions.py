@@ -6,6 +6,7 @@ already catches requests' errors keeps working when it starts using requests-cri
     RequestException
      +-- CriteoAuthError                 getting or using a token failed
      |    +-- TokenRequestError          the token endpoint said no, or could not be reached
+     |    |    +-- ConsentRequiredError  a code or refresh token was refused: consent again
      |    +-- InvalidTokenResponse       the token endpoint answered something unusable
      |    +-- InsecureTransportError     a token or secret would travel without TLS
      |    +-- MissingCredentialsError    an environment variable with credentials is unset
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from .envelope import Problem
 
 __all__ = [
+    "ConsentRequiredError",
     "CriteoAPIError",
     "CriteoAuthError",
     "InsecureTransportError",
@@ -107,6 +109,17 @@ def _rebuild(
         error_description=error_description,
         trace_id=trace_id,
     )
+
+
+class ConsentRequiredError(TokenRequestError):
+    """An authorization-code app can no longer get tokens: the account must consent again.
+
+    Raised when the token endpoint answers ``invalid_grant`` to a code exchange (the code
+    was used already, expired, or its ``redirect_uri`` or PKCE verifier does not match)
+    or to a refresh (the refresh token was revoked, expired, or already used), and when
+    there is no refresh token to use at all. It is final: nothing is retried. Send the
+    user through the consent URL again (``criteo-auth authorize``).
+    """
 
 
 class InvalidTokenResponse(CriteoAuthError):  # noqa: N818 - names what came back

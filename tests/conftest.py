@@ -95,7 +95,9 @@ def assert_no_secret(text: str, *secrets: str) -> None:
 def _fresh_shared_caches() -> Iterator[None]:
     """Tokens cached process-wide by one test must not serve the next."""
     yield
-    from requests_criteo import _cache
+    from requests_criteo import _cache, auth
 
     _cache.shared_cache().clear()
     _cache._BY_TIMER.clear()
+    auth.default_store().clear()
+    auth._STORES_BY_TIMER.clear()

@@ -23,9 +23,10 @@ def test_demo_passes_and_reports_counts() -> None:
 
 def test_demo_fails_loudly_when_the_library_misbehaves(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tokens that are stale the moment they arrive: every call fetches, and the demo says so.
-    from requests_criteo import _cache
+    from requests_criteo import _cache, _source
 
     monkeypatch.setattr(_cache, "margin_for", lambda lifetime: lifetime)
+    monkeypatch.setattr(_source, "margin_for", lambda lifetime: lifetime)
     out = io.StringIO()
     assert demo(out) == 1
     assert "[FAIL] 5 more calls reuse it" in out.getvalue()

@@ -1,0 +1,181 @@
+"""Where a CriteoAuth's tokens come from: its grant, its store, and the token endpoint.
+
+What lives here: :class:`TokenSource`, which a :class:`~requests_criteo.CriteoAuth` calls
+when its process-local cache has no usable token (one thread at a time per key: the
+cache's single flight). It takes the store's lock, reuses a token another process stored
+meanwhile, or else asks the endpoint — with the client-credentials grant, or with the
+refresh-token grant of an authorization-code app — and writes the answer, new refresh
+token included, to the store *before* the token is used. What does not: decorating
+requests and the 401 hook (:mod:`.auth`), HTTP (:mod:`._token`).
+
+Refresh tokens are treated as rotating and single-use, the safe reading of Criteo's
+undocumented behaviour: a refresh is never retried once sent, never run twice at once
+for one key (the store's lock), and always takes the newest refresh token from the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+
+from oauthlib.oauth2 import BackendApplicationClient, WebApplicationClient
+
+from ._cache import Timer, Token, margin_for
+from ._token import TokenEndpoint
+from .exceptions import ConsentRequiredError, TokenRequestError
+from .stores import StoredToken, TokenStore
+
+log = logging.getLogger("requests_criteo")
+
+CLIENT_CREDENTIALS = "client_credentials"
+AUTHORIZATION_CODE = "authorization_code"
+#: Seconds a stored token may claim to come from the future (clock skew between hosts).
+_SKEW = 60.0
+
+
+def store_key(token_url: str, client_id: str, fp: str, grant: str, account: str) -> str:
+    """The store key of a token: readable, and free of secrets.
+
+    Client-credentials tokens are keyed by the secret's fingerprint too (another secret,
+    another token); authorization-code tokens by the account name only, so that a refresh
+    token survives a rotation of the client secret.
+    """
+    if grant == CLIENT_CREDENTIALS:
+        scope = hashlib.sha256(f"{token_url}\0{fp}".encode()).hexdigest()[:16]
+        return f"{client_id}/{grant}/{scope}"
+    scope = hashlib.sha256(token_url.encode()).hexdigest()[:16]
+    return f"{client_id}/{grant}/{account}/{scope}"
+
+
+class TokenSource:
+    """Obtains tokens for one key, through a store shared with other threads and processes."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        grant: str,
+        key: str,
+        store: TokenStore,
+        endpoint: TokenEndpoint,
+        timer: Timer,
+        on_token: Callable[[StoredToken], object] | None,
+    ) -> None:
+        self.client_id = client_id
+        self._secret = client_secret
+        self.grant = grant
+        self.key = key
+        self.store = store
+        self.endpoint = endpoint
+        self.timer = timer
+        self.on_token = on_token
+
+    def seed(self, refresh_token: str) -> None:
+        """Keep *refresh_token* unless the store already has one (which is newer)."""
+        with self.store.lock(self.key):
+            stored = self.store.read(self.key)
+            if stored is None or stored.refresh_token is None:
+                self.store.write(
+                    self.key, StoredToken(None, 0.0, self.store.clock(), refresh_token)
+                )
+
+    def fetch(self) -> Token:
+        """A usable token: the store's if another process got one, else a new one."""
+        with self.store.lock(self.key):
+            stored = self.store.read(self.key)
+            token = self._usable(stored)
+            if token is not None:
+                log.debug("token for client %s taken from the store", self.client_id)
+                return token
+            if self.grant == CLIENT_CREDENTIALS:
+                body = BackendApplicationClient(self.client_id).prepare_request_body(
+                    include_client_id=True, client_secret=self._secret
+                )
+                return self._request(body, [self._secret], retry=True, used_refresh=None)
+            refresh = stored.refresh_token if stored is not None else None
+            if not refresh:
+                raise ConsentRequiredError(
+                    f"no refresh token for client {self.client_id!r} in {self.store!r}: "
+                    "exchange an authorization code first (criteo-auth authorize)"
+                )
+            body = WebApplicationClient(self.client_id).prepare_refresh_body(
+                refresh_token=refresh, client_id=self.client_id, client_secret=self._secret
+            )
+            log.debug("refreshing the token of client %s", self.client_id)
+            return self._request(body, [self._secret, refresh], retry=False, used_refresh=refresh)
+
+    def exchange(self, code: str, redirect_uri: str, code_verifier: str | None) -> Token:
+        """Exchange an authorization code, once: a code cannot be used twice."""
+        body = WebApplicationClient(self.client_id).prepare_request_body(
+            code=code,
+            redirect_uri=redirect_uri,
+            code_verifier=code_verifier,
+            client_secret=self._secret,
+            include_client_id=True,
+        )
+        secrets = [s for s in (self._secret, code, code_verifier) if s]
+        with self.store.lock(self.key):
+            return self._request(body, secrets, retry=False, used_refresh=None)
+
+    def forget(self, token: Token) -> None:
+        """After a 401: keep the store from handing *token* out again (refresh token kept)."""
+        with self.store.lock(self.key):
+            stored = self.store.read(self.key)
+            if stored is None or stored.access_token != token.access_token:
+                return
+            if stored.refresh_token:
+                self.store.write(
+                    self.key,
+                    StoredToken(None, stored.lifetime, stored.obtained_at, stored.refresh_token),
+                )
+            else:
+                self.store.delete(self.key)
+
+    def _usable(self, stored: StoredToken | None) -> Token | None:
+        if stored is None or stored.access_token is None:
+            return None
+        age = self.store.clock() - stored.obtained_at
+        if not -_SKEW <= age < stored.lifetime - margin_for(stored.lifetime):
+            return None
+        return Token(
+            stored.access_token, lifetime=stored.lifetime, obtained_at=self.timer() - max(age, 0.0)
+        )
+
+    def _request(
+        self, body: str, secrets: list[str], *, retry: bool, used_refresh: str | None
+    ) -> Token:
+        before = self.store.clock()
+        try:
+            token = self.endpoint.fetch(body, secrets=secrets, timer=self.timer, retry=retry)
+        except TokenRequestError as exc:
+            if exc.error == "invalid_grant" and self.grant == AUTHORIZATION_CODE:
+                self._drop_refresh(used_refresh)
+                what = "refresh token" if used_refresh else "authorization code"
+                raise ConsentRequiredError(
+                    f"Criteo refused the {what} (invalid_grant): the account must consent "
+                    "again (criteo-auth authorize)",
+                    status_code=exc.status_code,
+                    error=exc.error,
+                    error_description=exc.error_description,
+                    trace_id=exc.trace_id,
+                ) from None
+            raise
+        refresh = token.refresh_token or used_refresh
+        if self.grant == AUTHORIZATION_CODE and not refresh:
+            log.warning("the token endpoint gave no refresh token to client %s", self.client_id)
+        stored = StoredToken(token.access_token, token.lifetime, before, refresh)
+        # Persist first: if the process dies right after, the rotated refresh token is kept.
+        self.store.write(self.key, stored)
+        if self.on_token is not None:
+            self.on_token(stored)
+        return token
+
+    def _drop_refresh(self, used: str | None) -> None:
+        """Forget a refused refresh token, unless another process already replaced it."""
+        if used is None:
+            return
+        stored = self.store.read(self.key)
+        if stored is not None and stored.refresh_token == used:
+            self.store.delete(self.key)
