@@ -17,8 +17,10 @@ from ._cache import DEFAULT_LIFETIME, MAX_LIFETIME, Token, TokenCache, shared_ca
 from ._install import Installation, install, installed, uninstall
 from .adapters import CriteoAdapter, session
 from .auth import DEFAULT_TOKEN_URL, USER_AGENT, CriteoAuth
+from .consent import ConsentRequest, code_from_redirect, consent_url
 from .envelope import Envelope, Problem, envelope, raise_for_status
 from .exceptions import (
+    ConsentRequiredError,
     CriteoAPIError,
     CriteoAuthError,
     InsecureTransportError,
@@ -28,28 +30,37 @@ from .exceptions import (
 )
 from .ratelimit import RateLimiter
 from .retry import CriteoRetry
+from .stores import FileTokenStore, MemoryTokenStore, StoredToken, TokenStore
 
 __all__ = [
     "DEFAULT_LIFETIME",
     "DEFAULT_TOKEN_URL",
     "MAX_LIFETIME",
     "USER_AGENT",
+    "ConsentRequest",
+    "ConsentRequiredError",
     "CriteoAPIError",
     "CriteoAdapter",
     "CriteoAuth",
     "CriteoAuthError",
     "CriteoRetry",
     "Envelope",
+    "FileTokenStore",
     "InsecureTransportError",
     "Installation",
     "InvalidTokenResponse",
+    "MemoryTokenStore",
     "MissingCredentialsError",
     "Problem",
     "RateLimiter",
+    "StoredToken",
     "Token",
     "TokenCache",
     "TokenRequestError",
+    "TokenStore",
     "__version__",
+    "code_from_redirect",
+    "consent_url",
     "envelope",
     "install",
     "installed",

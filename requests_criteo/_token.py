@@ -27,7 +27,7 @@ from typing import Any
 import requests
 from oauthlib.oauth2.rfc6749.parameters import parse_token_response
 from requests.auth import AuthBase
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from ._cache import Token, lifetime_from
 from .exceptions import InvalidTokenResponse, TokenRequestError
@@ -75,6 +75,14 @@ def _trace_id(data: dict[str, Any]) -> str | None:
             if isinstance(value, str) and value:
                 return value[:100]
     return None
+
+
+def _never_sent(exc: Exception) -> bool:
+    """Whether the request surely never reached the server (no connection was made)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
 
 
 class TokenEndpoint:
@@ -127,7 +135,8 @@ class TokenEndpoint:
         :param timer: the cache's clock, read before sending so that the token's schedule
             errs on the early side.
         :param retry: ``False`` for requests that must not be sent twice (a single-use
-            authorization code): only a 429, which Criteo did not execute, is retried.
+            authorization code, a rotating refresh token): only a 429, which Criteo did
+            not execute, and a connection that could not be made are retried.
         """
         start = self.clock()
         # A token request changes nothing on the server: any method may be retried.
@@ -145,7 +154,7 @@ class TokenEndpoint:
                 response = self._send(body, timeout)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 failure = f"could not reach the token endpoint ({type(exc).__name__})"
-                if not retry:
+                if not retry and not _never_sent(exc):
                     raise TokenRequestError(failure) from None
                 error: Exception | None = exc
             else:
