@@ -4,20 +4,22 @@ What lives here:
 
 * :class:`FakeCriteo`, a real HTTP/1.1 server on ``127.0.0.1`` (a free port) that speaks the
   parts of Criteo's API that matter for authentication: the OAuth2 token endpoint
-  ``POST /oauth2/token`` (client credentials), Criteo's ``401`` error envelope for missing,
-  malformed, unknown, revoked and expired tokens, the ``/{version}/retail-media/me`` and
+  ``POST /oauth2/token`` (client credentials, single-use authorization codes with optional
+  PKCE, rotating refresh tokens), Criteo's ``401`` error envelope for missing, malformed,
+  unknown, revoked and expired tokens, the ``/{version}/retail-media/me`` and
   ``/{version}/marketing-solutions/me`` credential checks, and an echo of every other versioned
   API call. It records every request, counts them, and lets a test inject faults on the token
   endpoint (an error answer, a slow answer, a dropped connection) and register canned answers
-  (a ``403``, a ``429`` with ``x-ratelimit-*`` headers, a redirect...).
+  (a ``403``, a ``429`` with ``x-ratelimit-*`` headers, a redirect...). Criteo's consent page is
+  not served: test helpers (:meth:`FakeCriteo.issue_code`, :meth:`FakeCriteo.consent_redirect`,
+  :meth:`FakeCriteo.revoke_consent`) stand in for the user's browser.
 * :class:`SeenRequest`, one request as the fake received it, with a ``repr`` that never shows a
   secret or a token.
 
 What does not live here: no real Criteo business logic (campaigns, reports, paging), no
-authorization-code or refresh-token grant (those answer ``unsupported_grant_type``), no TLS, and
-no outgoing network traffic: the server binds to the loopback interface only and never connects
-anywhere. The module uses the standard library only, so importing it never pulls a test
-framework or a server dependency into an application.
+consent web page, no TLS, and no outgoing network traffic: the server binds to the loopback
+interface only and never connects anywhere. The module uses the standard library only, so
+importing it never pulls a test framework or a server dependency into an application.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Final, cast
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = ["FakeCriteo", "SeenRequest"]
 
@@ -67,6 +69,13 @@ _INVALID_CLIENT: Final = (
     "The client authentication failed, the provided client_id doesn't exist "
     "or the client_secret is invalid"
 )
+_BAD_REFRESH: Final = "The refresh token is invalid or was already used"
+_PKCE_METHODS: Final = frozenset({"S256", "plain"})
+# RFC 7636: a verifier (and so a "plain" challenge) is 43-128 unreserved characters; an S256
+# challenge is the unpadded base64url of a SHA-256 digest, 43 characters.
+_PLAIN_CHALLENGE_RE: Final = re.compile(r"[A-Za-z0-9._~-]{43,128}")
+_S256_CHALLENGE_RE: Final = re.compile(r"[A-Za-z0-9_-]{43}")
+_NO_STORE: Final = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 
 
 def _dumps(value: object) -> bytes:
@@ -104,6 +113,39 @@ def _guess_content_type(body: bytes) -> str:
 def _check_status(status: int) -> None:
     if not 200 <= status <= 599:
         raise ValueError(f"status must be between 200 and 599, not {status!r}")
+
+
+def _check_redirect_uri(redirect_uri: str) -> None:
+    try:
+        parts = urlsplit(redirect_uri)
+        has_host = bool(parts.hostname)
+    except ValueError as exc:  # e.g. an invalid port or IPv6 literal
+        raise ValueError(f"redirect_uri is not a valid URL: {exc}") from None
+    if parts.scheme not in ("https", "http") or not has_host:
+        raise ValueError("redirect_uri must be an absolute http(s) URL")
+    if parts.fragment or redirect_uri.endswith("#"):
+        raise ValueError("redirect_uri must not have a fragment")
+    if any(c.isspace() for c in redirect_uri):
+        raise ValueError("redirect_uri must not contain whitespace")
+
+
+def _check_challenge(code_challenge: str, method: str) -> None:
+    pattern = _S256_CHALLENGE_RE if method == "S256" else _PLAIN_CHALLENGE_RE
+    if not pattern.fullmatch(code_challenge):
+        shape = (
+            "43 base64url characters without padding"
+            if method == "S256"
+            else "43 to 128 characters among A-Z a-z 0-9 - . _ ~"
+        )
+        raise ValueError(f"a {method} code_challenge must be {shape}")
+
+
+def _verifier_matches(verifier: str, challenge: str, method: str) -> bool:
+    if method == "S256":
+        computed = _b64url(hashlib.sha256(verifier.encode("utf-8")).digest())
+    else:
+        computed = verifier
+    return secrets.compare_digest(computed.encode("utf-8"), challenge.encode("utf-8"))
 
 
 @dataclass(frozen=True, repr=False)
@@ -156,10 +198,43 @@ class SeenRequest:
 
 
 @dataclass
+class _Grant:
+    """One user consent, from a code exchange; its refresh tokens and access tokens share it."""
+
+    client_id: str
+    revoked: bool = False
+
+
+@dataclass
 class _Issued:
     client_id: str
     expires_at: float
     revoked: bool = False
+    grant: _Grant | None = None  # None: a client-credentials token
+
+
+@dataclass
+class _Code:
+    client_id: str
+    redirect_uri: str
+    challenge: str | None
+    method: str
+    spent: bool = False
+
+
+@dataclass
+class _Refresh:
+    grant: _Grant
+    rotated: bool = False
+
+
+class _GrantError(Exception):
+    """A refused grant: answered ``400 {"error": ..., "error_description": ...}``."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
 
 
 @dataclass
@@ -440,11 +515,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(status, {"errors": [error]})
 
     def _send_oauth_error(self, status: int, error: str, description: str) -> None:
-        self._send_json(
-            status,
-            {"error": error, "error_description": description},
-            [("Cache-Control", "no-store"), ("Pragma", "no-cache")],
-        )
+        self._send_json(status, {"error": error, "error_description": description}, _NO_STORE)
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -544,27 +615,53 @@ class _Handler(BaseHTTPRequestHandler):
                 400, "invalid_request", f"Missing parameter(s): {', '.join(missing)}"
             )
             return
-        if not fake._authenticate(seen.form["client_id"], seen.form["client_secret"]):
+        client_id = seen.form["client_id"]
+        if not fake._authenticate(client_id, seen.form["client_secret"]):
             self._send_oauth_error(400, "invalid_client", _INVALID_CLIENT)
             return
-        if seen.form["grant_type"] != "client_credentials":
-            self._send_oauth_error(
-                400,
-                "unsupported_grant_type",
-                f"The grant type {seen.form['grant_type']!r} is not supported",
+        grant_type = seen.form["grant_type"]
+        if grant_type == "client_credentials":
+            token, expires_in = fake._issue(client_id)
+            self._send_json(
+                200,
+                {
+                    "access_token": token,
+                    "token_type": "Bearer",
+                    "expires_in": expires_in,
+                    "refresh_token": None,
+                },
+                _NO_STORE,
             )
             return
-        token, expires_in = fake._issue(seen.form["client_id"])
-        self._send_json(
-            200,
-            {
-                "access_token": token,
-                "token_type": "Bearer",
-                "expires_in": expires_in,
-                "refresh_token": None,
-            },
-            [("Cache-Control", "no-store"), ("Pragma", "no-cache")],
-        )
+        if grant_type == "authorization_code":
+            required: tuple[str, ...] = ("code", "redirect_uri")
+        elif grant_type == "refresh_token":
+            required = ("refresh_token",)
+        else:
+            self._send_oauth_error(
+                400, "unsupported_grant_type", f"The grant type {grant_type!r} is not supported"
+            )
+            return
+        missing = [name for name in required if not seen.form.get(name)]
+        if missing:
+            self._send_oauth_error(
+                400, "invalid_request", f"Missing parameter(s): {', '.join(missing)}"
+            )
+            return
+        try:
+            if grant_type == "authorization_code":
+                answer = fake._exchange_code(
+                    client_id,
+                    seen.form["code"],
+                    seen.form["redirect_uri"],
+                    seen.form.get("code_verifier") or None,
+                )
+            else:
+                answer = fake._rotate_refresh_token(client_id, seen.form["refresh_token"])
+        except _GrantError as exc:
+            self._send_oauth_error(400, exc.error, exc.description)
+            return
+        self._send_json(200, answer, _NO_STORE)
 
     def _api(self, seen: SeenRequest, path_only: str) -> None:
         fake = self._server.fake
@@ -647,12 +744,25 @@ class FakeCriteo:
     The server listens on ``127.0.0.1`` on a free port, answers on daemon threads, keeps
     connections alive and writes nothing to stderr. Everything it receives is kept in
     :attr:`requests` and counted (:attr:`token_requests`, :attr:`tokens_issued`,
-    :attr:`api_requests`).
+    :attr:`api_requests`, and for the consent grants :attr:`codes_issued`,
+    :attr:`code_exchanges`, :attr:`refreshes`, :attr:`refresh_token_reuses`).
 
     * ``POST /oauth2/token`` (form-encoded ``client_id``, ``client_secret``, ``grant_type``)
-      issues a JWT-looking bearer token for ``grant_type=client_credentials`` and a registered
-      client, ``expires_in`` = :attr:`lifetime`. Errors use the OAuth2 shape
-      ``{"error": ..., "error_description": ...}``.
+      first authenticates the client (``invalid_client`` otherwise), then answers a JWT-looking
+      bearer token, ``expires_in`` = :attr:`lifetime`, for:
+
+      - ``grant_type=client_credentials``, with ``"refresh_token": null``;
+      - ``grant_type=authorization_code`` with ``code`` and ``redirect_uri`` (and
+        ``code_verifier`` when the code has a PKCE challenge), for a code from
+        :meth:`issue_code` or :meth:`consent_redirect`, with a new refresh token. A code is
+        single-use: its client's first attempt spends it, successful or not;
+      - ``grant_type=refresh_token`` with ``refresh_token``: the refresh token is rotated, the
+        answer carries a new one and the old one is refused from then on (a reuse is counted
+        in :attr:`refresh_token_reuses`). :meth:`revoke_consent` ends a consent.
+
+      Errors use the OAuth2 shape ``{"error": ..., "error_description": ...}``: a bad, spent,
+      foreign or revoked code or refresh token, a different ``redirect_uri`` or a wrong
+      ``code_verifier`` give ``400 invalid_grant``.
     * ``/{version}/...`` (``YYYY-MM``, ``preview``, ``experimental``), any method: ``401`` with
       Criteo's error envelope unless the request carries a valid ``Authorization: Bearer``
       token; then ``/{version}/retail-media/me`` and ``/{version}/marketing-solutions/me``
@@ -686,12 +796,32 @@ class FakeCriteo:
             fake.inject_token_fault(503, body='{"error": "unavailable"}', times=2)
             fake.set_response("/2025-10/retail-media/accounts", status=429,
                               headers={"x-ratelimit-reset": "1628249355"})
+
+    The authorization-code grant, the consent page played by :meth:`consent_redirect`::
+
+        callback = fake.consent_redirect(
+            "https://consent.criteo.com/request?response_type=code"
+            f"&client_id={FakeCriteo.CLIENT_ID}&redirect_uri=https://app.example/cb"
+            f"&state=xyz&code_challenge={challenge}&code_challenge_method=S256"
+        )  # "https://app.example/cb?code=...&state=xyz"
+        code = parse_qs(urlsplit(callback).query)["code"][0]
+        client = {"client_id": FakeCriteo.CLIENT_ID, "client_secret": FakeCriteo.CLIENT_SECRET}
+        tokens = requests.post(fake.token_url, data={
+            **client, "grant_type": "authorization_code", "code": code,
+            "redirect_uri": "https://app.example/cb", "code_verifier": verifier,
+        }).json()
+        tokens = requests.post(fake.token_url, data={
+            **client, "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+        }).json()  # a new access token and a new refresh token; the old one is dead
+        assert fake.refresh_token_reuses == 0
     """
 
     CLIENT_ID: Final = "fake-client-id"
     """The client id registered when no ``clients`` mapping is given."""
     CLIENT_SECRET: Final = "fake+client/secret=="  # noqa: S105 - a fake, public on purpose
     """Its secret; ``+``, ``/`` and ``=`` must be form-encoded, as in real Criteo secrets."""
+    CONSENT_URL: Final = "https://consent.criteo.com/request"
+    """Criteo's consent page, the only one :meth:`consent_redirect` accepts (query aside)."""
 
     def __init__(
         self,
@@ -735,6 +865,13 @@ class FakeCriteo:
         """The Unix time, for ``x-ratelimit-reset``."""
         self._rate_counts: dict[tuple[str, bool, int], int] = {}
         self._rate_limited = 0
+        self._codes: dict[str, _Code] = {}
+        self._refresh_tokens: dict[str, _Refresh] = {}
+        self._grants: list[_Grant] = []
+        self._codes_issued = 0
+        self._code_exchanges = 0
+        self._refreshes = 0
+        self._refresh_token_reuses = 0
         self._running: _Running | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -829,6 +966,121 @@ class FakeCriteo:
             for issued in self._tokens.values():
                 issued.expires_at = float("-inf")
 
+    # -- authorization code and consent ------------------------------------------------------
+
+    def issue_code(
+        self,
+        client_id: str,
+        redirect_uri: str,
+        *,
+        code_challenge: str | None = None,
+        code_challenge_method: str = "S256",
+    ) -> str:
+        """Return a fresh authorization code, as Criteo's consent page would after a "yes".
+
+        The code is bound to ``client_id``, ``redirect_uri`` (compared as an exact string at
+        the exchange) and, when given, the PKCE ``code_challenge`` with
+        ``code_challenge_method`` (``"S256"``: the unpadded base64url SHA-256 of the verifier;
+        ``"plain"``: the verifier itself). It is single-use: the first exchange attempt by its
+        client spends it, successful or not. Raises ``ValueError`` for an unregistered client,
+        a method other than ``"S256"`` and ``"plain"``, a challenge not shaped as RFC 7636 says
+        (an S256 challenge with ``=`` padding, say), or a ``redirect_uri`` that is not an
+        absolute http(s) URL without fragment.
+        """
+        if code_challenge_method not in _PKCE_METHODS:
+            raise ValueError(
+                f"code_challenge_method must be 'S256' or 'plain', not {code_challenge_method!r}"
+            )
+        if code_challenge is not None:
+            _check_challenge(code_challenge, code_challenge_method)
+        _check_redirect_uri(redirect_uri)
+        code = secrets.token_urlsafe(32)
+        with self._lock:
+            if client_id not in self._clients:
+                raise ValueError("unknown client_id: register it with add_client() first")
+            self._codes[code] = _Code(
+                client_id, redirect_uri, code_challenge, code_challenge_method
+            )
+            self._codes_issued += 1
+        return code
+
+    def consent_redirect(self, consent_url: str) -> str:
+        """Play the user consenting on Criteo's page: return where the browser is sent next.
+
+        ``consent_url`` is the URL an app sends its user to,
+        ``https://consent.criteo.com/request?response_type=code&client_id=...&redirect_uri=...``
+        with optional ``state``, ``code_challenge`` and ``code_challenge_method`` (which, as RFC
+        7636 says, defaults to ``plain`` when a challenge comes without it). A code is issued as
+        by :meth:`issue_code` and the answer is ``{redirect_uri}?code={code}&state={state}``,
+        ``state`` only when the consent URL had one, and any query of the redirect URI kept.
+        Raises ``ValueError`` for another scheme, host or path, a fragment, a malformed or
+        repeated query parameter, a ``response_type`` other than ``code``, a missing
+        ``client_id`` or ``redirect_uri``, an unknown client or a bad challenge.
+        """
+        try:
+            parts = urlsplit(consent_url)
+        except ValueError as exc:  # e.g. an unbalanced IPv6 bracket
+            raise ValueError(f"consent_url is not a valid URL: {exc}") from None
+        expected = urlsplit(self.CONSENT_URL)
+        if parts[:3] != expected[:3]:  # scheme, netloc (no port, no user) and path
+            raise ValueError(f"consent_url must start with {self.CONSENT_URL}?")
+        if parts.fragment or consent_url.endswith("#"):
+            raise ValueError("consent_url must not have a fragment")
+        try:
+            pairs = parse_qsl(
+                parts.query, keep_blank_values=True, strict_parsing=True, errors="strict"
+            )
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"consent_url has a malformed query: {exc}") from None
+        names = [name for name, _ in pairs]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"consent_url repeats parameter(s): {', '.join(repeated)}")
+        query = dict(pairs)
+        if query.get("response_type") != "code":
+            raise ValueError("consent_url must have response_type=code")
+        missing = [name for name in ("client_id", "redirect_uri") if not query.get(name)]
+        if missing:
+            raise ValueError(f"consent_url lacks parameter(s): {', '.join(missing)}")
+        challenge = query.get("code_challenge")
+        method = query.get("code_challenge_method")
+        if challenge is None and method is not None:
+            raise ValueError("consent_url has code_challenge_method without code_challenge")
+        redirect_uri = query["redirect_uri"]
+        code = self.issue_code(
+            query["client_id"],
+            redirect_uri,
+            code_challenge=challenge,
+            code_challenge_method="plain" if method is None else method,
+        )
+        answer = {"code": code}
+        if "state" in query:
+            answer["state"] = query["state"]
+        target = urlsplit(redirect_uri)
+        joined = f"{target.query}&{urlencode(answer)}" if target.query else urlencode(answer)
+        return urlunsplit(target._replace(query=joined))
+
+    def revoke_consent(self, client_id: str | None = None) -> None:
+        """End the users' consent to ``client_id`` (or to every client when ``None``).
+
+        Every refresh token of that client then gets ``invalid_grant``, every access token
+        issued by its code exchanges and refreshes gets ``401`` (as after :meth:`revoke`), and
+        its codes not yet exchanged become unknown. Client-credentials tokens are untouched.
+        Raises ``ValueError`` for an unregistered client id.
+        """
+        with self._lock:
+            if client_id is not None and client_id not in self._clients:
+                raise ValueError("unknown client_id")
+            for grant in self._grants:
+                if client_id is None or grant.client_id == client_id:
+                    grant.revoked = True
+            for issued in self._tokens.values():
+                if issued.grant is not None and issued.grant.revoked:
+                    issued.revoked = True
+            for code, pending in list(self._codes.items()):
+                if client_id is None or pending.client_id == client_id:
+                    del self._codes[code]
+
     # -- counters and log --------------------------------------------------------------------
 
     @property
@@ -855,11 +1107,44 @@ class FakeCriteo:
         with self._lock:
             return self._rate_limited
 
+    @property
+    def codes_issued(self) -> int:
+        """Authorization codes handed out by :meth:`issue_code` and :meth:`consent_redirect`."""
+        with self._lock:
+            return self._codes_issued
+
+    @property
+    def code_exchanges(self) -> int:
+        """Successful ``authorization_code`` grants (also counted in :attr:`tokens_issued`)."""
+        with self._lock:
+            return self._code_exchanges
+
+    @property
+    def refreshes(self) -> int:
+        """Successful ``refresh_token`` grants (also counted in :attr:`tokens_issued`)."""
+        with self._lock:
+            return self._refreshes
+
+    @property
+    def refresh_token_reuses(self) -> int:
+        """Refresh grants presenting a refresh token already rotated away by its client.
+
+        Each one is refused with ``invalid_grant``; an app that persists the newest refresh
+        token and never refreshes twice at once keeps this at zero.
+        """
+        with self._lock:
+            return self._refresh_token_reuses
+
     def reset_counters(self) -> None:
-        """Set the counters to zero, forget rate-limit windows, empty :attr:`requests`."""
+        """Set the counters to zero, forget rate-limit windows, empty :attr:`requests`.
+
+        Tokens, codes, refresh tokens and consents are kept.
+        """
         with self._lock:
             self._token_requests = self._tokens_issued = self._api_requests = 0
             self._rate_limited = 0
+            self._codes_issued = self._code_exchanges = 0
+            self._refreshes = self._refresh_token_reuses = 0
             self._rate_counts.clear()
             self.requests.clear()
 
@@ -1023,6 +1308,14 @@ class FakeCriteo:
         return secrets.compare_digest(expected.encode("utf-8"), client_secret.encode("utf-8"))
 
     def _issue(self, client_id: str) -> tuple[str, int | float]:
+        token, lifetime = self._mint(client_id)
+        with self._lock:
+            self._tokens[token] = _Issued(client_id, self.timer() + lifetime)
+            self._tokens_issued += 1
+        return token, _number(lifetime)
+
+    def _mint(self, client_id: str) -> tuple[str, float]:
+        """A new access token (not yet valid: the caller registers it) and its lifetime."""
         lifetime = self.lifetime
         issued_at = int(time.time())
         header = {"alg": "RS256", "typ": "JWT"}
@@ -1037,10 +1330,69 @@ class FakeCriteo:
         token = ".".join(
             (_b64url(_dumps(header)), _b64url(_dumps(payload)), _b64url(secrets.token_bytes(256)))
         )
+        return token, lifetime
+
+    def _grant_tokens(self, grant: _Grant, access: str, lifetime: float) -> dict[str, object]:
+        """Register ``access`` and a new refresh token for ``grant``; call with the lock held."""
+        refresh = secrets.token_urlsafe(48)
+        self._tokens[access] = _Issued(grant.client_id, self.timer() + lifetime, grant=grant)
+        self._refresh_tokens[refresh] = _Refresh(grant)
+        self._tokens_issued += 1
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": _number(lifetime),
+            "refresh_token": refresh,
+        }
+
+    def _exchange_code(
+        self, client_id: str, code: str, redirect_uri: str, verifier: str | None
+    ) -> dict[str, object]:
+        """The ``authorization_code`` grant of an authenticated client; ``_GrantError`` if bad."""
+        access, lifetime = self._mint(client_id)  # outside the lock: 256 random bytes
         with self._lock:
-            self._tokens[token] = _Issued(client_id, self.timer() + lifetime)
-            self._tokens_issued += 1
-        return token, _number(lifetime)
+            pending = self._codes.get(code)
+            if pending is None or pending.client_id != client_id:
+                raise _GrantError("invalid_grant", "The authorization code is invalid")
+            if pending.spent:
+                raise _GrantError("invalid_grant", "The authorization code was already used")
+            pending.spent = True  # single use: a failed attempt spends it too
+            if redirect_uri != pending.redirect_uri:
+                raise _GrantError(
+                    "invalid_grant",
+                    "The redirect_uri differs from the one of the authorization request",
+                )
+            if pending.challenge is None:
+                if verifier is not None:
+                    raise _GrantError(
+                        "invalid_grant", "A code_verifier was given for a code without PKCE"
+                    )
+            elif verifier is None:
+                raise _GrantError("invalid_grant", "The code_verifier is missing")
+            elif not _verifier_matches(verifier, pending.challenge, pending.method):
+                raise _GrantError(
+                    "invalid_grant", "The code_verifier does not match the code_challenge"
+                )
+            grant = _Grant(client_id)
+            self._grants.append(grant)
+            self._code_exchanges += 1
+            return self._grant_tokens(grant, access, lifetime)
+
+    def _rotate_refresh_token(self, client_id: str, refresh_token: str) -> dict[str, object]:
+        """The ``refresh_token`` grant of an authenticated client; ``_GrantError`` if bad."""
+        access, lifetime = self._mint(client_id)
+        with self._lock:
+            current = self._refresh_tokens.get(refresh_token)
+            if current is None or current.grant.client_id != client_id:
+                raise _GrantError("invalid_grant", _BAD_REFRESH)
+            if current.rotated:
+                self._refresh_token_reuses += 1
+                raise _GrantError("invalid_grant", _BAD_REFRESH)
+            if current.grant.revoked:
+                raise _GrantError("invalid_grant", _BAD_REFRESH)
+            current.rotated = True
+            self._refreshes += 1
+            return self._grant_tokens(current.grant, access, lifetime)
 
     def _client_for(self, token: str) -> str | None:
         with self._lock:

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
@@ -795,3 +795,487 @@ def test_lifecycle(clock: FakeClock) -> None:
     fake.stop()
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), 1):
         pass
+
+
+# -- authorization code, refresh tokens and consent --------------------------------------------
+
+REDIRECT = "https://app.example/criteo/callback"
+CLIENT = {"client_id": FakeCriteo.CLIENT_ID, "client_secret": FakeCriteo.CLIENT_SECRET}
+# RFC 7636, appendix B: a known answer, so the fake's S256 is checked independently.
+RFC_VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+RFC_CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+PLAIN_VERIFIER = "plain-verifier-" + "x" * 40
+BAD_REFRESH = "The refresh token is invalid or was already used"
+
+
+def exchange(
+    session: requests.Session,
+    fake: FakeCriteo,
+    code: str,
+    redirect_uri: str = REDIRECT,
+    **form: str,
+) -> requests.Response:
+    data = {**CLIENT, "grant_type": "authorization_code", "code": code}
+    data["redirect_uri"] = redirect_uri
+    return session.post(fake.token_url, data={**data, **form}, timeout=5)
+
+
+def refresh(
+    session: requests.Session, fake: FakeCriteo, refresh_token: str, **form: str
+) -> requests.Response:
+    data = {**CLIENT, "grant_type": "refresh_token", "refresh_token": refresh_token, **form}
+    return session.post(fake.token_url, data=data, timeout=5)
+
+
+def granted(response: requests.Response) -> tuple[str, str]:
+    """Check a code or refresh answer; return its access and refresh tokens."""
+    assert response.status_code == 200, response.text
+    assert response.headers["Cache-Control"] == "no-store"
+    body = response.json()
+    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token"}
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == 900
+    assert type(body["expires_in"]) is int
+    access, refresh_token = body["access_token"], body["refresh_token"]
+    assert isinstance(access, str)
+    assert isinstance(refresh_token, str)
+    assert len(refresh_token) >= 32
+    assert refresh_token != access
+    return access, refresh_token
+
+
+def assert_oauth_error(
+    response: requests.Response, error: str, description: str | None = None
+) -> str:
+    assert response.status_code == 400, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["Cache-Control"] == "no-store"
+    body = response.json()
+    assert set(body) == {"error", "error_description"}
+    assert body["error"] == error
+    if description is not None:
+        assert body["error_description"] == description
+    text = body["error_description"]
+    assert isinstance(text, str)
+    return text
+
+
+def me(session: requests.Session, fake: FakeCriteo, token: str) -> requests.Response:
+    return session.get(f"{fake.url}/{V}/retail-media/me", headers=bearer(token), timeout=5)
+
+
+def test_code_exchange_without_pkce(fake: FakeCriteo, session: requests.Session) -> None:
+    code = fake.issue_code(FakeCriteo.CLIENT_ID, REDIRECT)
+    assert code != fake.issue_code(FakeCriteo.CLIENT_ID, REDIRECT)
+
+    access, _ = granted(exchange(session, fake, code))
+
+    assert me(session, fake, access).json()["data"]["id"] == FakeCriteo.CLIENT_ID
+    claims = b64url_json(access.split(".")[1])
+    assert isinstance(claims, dict)
+    assert claims["client_id"] == FakeCriteo.CLIENT_ID
+    assert (fake.codes_issued, fake.code_exchanges, fake.refreshes) == (2, 1, 0)
+    assert (fake.token_requests, fake.tokens_issued, fake.refresh_token_reuses) == (1, 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("method", "challenge", "verifier"),
+    [("S256", RFC_CHALLENGE, RFC_VERIFIER), ("plain", PLAIN_VERIFIER, PLAIN_VERIFIER)],
+)
+def test_code_exchange_with_pkce(
+    fake: FakeCriteo, session: requests.Session, method: str, challenge: str, verifier: str
+) -> None:
+    code = fake.issue_code(
+        FakeCriteo.CLIENT_ID, REDIRECT, code_challenge=challenge, code_challenge_method=method
+    )
+    access, _ = granted(exchange(session, fake, code, code_verifier=verifier))
+    assert me(session, fake, access).ok
+    assert fake.code_exchanges == 1
+
+
+def test_code_is_single_use(fake: FakeCriteo, session: requests.Session) -> None:
+    code = fake.issue_code(FakeCriteo.CLIENT_ID, REDIRECT)
+    access, _ = granted(exchange(session, fake, code))
+
+    second = exchange(session, fake, code)
+    assert_oauth_error(second, "invalid_grant")
+    assert code not in second.text
+    assert_oauth_error(exchange(session, fake, "never-issued"), "invalid_grant")
+
+    assert me(session, fake, access).ok  # the reuse does not touch the first grant
+    assert (fake.code_exchanges, fake.tokens_issued, fake.token_requests) == (1, 1, 3)
+
+
+@pytest.mark.parametrize(
+    "other_uri",
+    [REDIRECT + "/", REDIRECT.upper(), REDIRECT + "?x=1", "https://evil.example/criteo/callback"],
+)
+def test_wrong_redirect_uri_is_invalid_grant_and_spends_the_code(
+    fake: FakeCriteo, session: requests.Session, other_uri: str
+) -> None:
+    code = fake.issue_code(FakeCriteo.CLIENT_ID, REDIRECT)
+    assert "redirect_uri" in assert_oauth_error(
+        exchange(session, fake, code, other_uri), "invalid_grant"
+    )
+    # a failed attempt by its own client spends the code: never retry a code exchange
+    assert_oauth_error(exchange(session, fake, code), "invalid_grant")
+    assert (fake.code_exchanges, fake.tokens_issued) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("challenge", "method", "verifier"),
+    [
+        (RFC_CHALLENGE, "S256", None),  # missing
+        (RFC_CHALLENGE, "S256", RFC_VERIFIER[:-1] + "Y"),  # wrong
+        (RFC_CHALLENGE, "S256", RFC_CHALLENGE),  # the challenge sent instead of the verifier
+        (PLAIN_VERIFIER, "plain", PLAIN_VERIFIER + "x"),
+        (None, "S256", RFC_VERIFIER),  # a verifier for a code issued without PKCE
+    ],
+)
+def test_wrong_or_missing_verifier_is_invalid_grant(
+    fake: FakeCriteo,
+    session: requests.Session,
+    challenge: str | None,
+    method: str,
+    verifier: str | None,
+) -> None:
+    code = fake.issue_code(
+        FakeCriteo.CLIENT_ID, REDIRECT, code_challenge=challenge, code_challenge_method=method
+    )
+    form = {} if verifier is None else {"code_verifier": verifier}
+    response = exchange(session, fake, code, **form)
+    assert "code_verifier" in assert_oauth_error(response, "invalid_grant")
+    assert (fake.code_exchanges, fake.tokens_issued) == (0, 0)
+
+
+def test_code_of_another_client_is_invalid_grant(
+    fake: FakeCriteo, session: requests.Session
+) -> None:
+    fake.add_client("app-2", "second+secret")
+    code = fake.issue_code("app-2", REDIRECT)
+
+    assert_oauth_error(exchange(session, fake, code), "invalid_grant")
+    assert fake.tokens_issued == 0
+
+    # another client's attempt does not spend it: its own client can still exchange it
+    response = exchange(session, fake, code, client_id="app-2", client_secret="second+secret")
+    access, _ = granted(response)
+    assert me(session, fake, access).json()["data"]["id"] == "app-2"
+
+
+@pytest.mark.parametrize(
+    ("grant_type", "form", "missing"),
+    [
+        ("authorization_code", {"redirect_uri": REDIRECT}, "code"),
+        ("authorization_code", {"code": "", "redirect_uri": REDIRECT}, "code"),
+        ("authorization_code", {"code": "some-code"}, "redirect_uri"),
+        ("authorization_code", {}, "code, redirect_uri"),
+        ("refresh_token", {}, "refresh_token"),
+        ("refresh_token", {"refresh_token": ""}, "refresh_token"),
+    ],
+)
+def test_missing_grant_fields_are_invalid_request(
+    fake: FakeCriteo,
+    session: requests.Session,
+    grant_type: str,
+    form: dict[str, str],
+    missing: str,
+) -> None:
+    data = {**CLIENT, "grant_type": grant_type, **form}
+    response = session.post(fake.token_url, data=data, timeout=5)
+    assert_oauth_error(response, "invalid_request", f"Missing parameter(s): {missing}")
+    assert fake.tokens_issued == 0
+
+
+def test_invalid_client_is_checked_before_the_grant(
+    fake: FakeCriteo, session: requests.Session
+) -> None:
+    code = fake.issue_code(FakeCriteo.CLIENT_ID, REDIRECT, code_challenge=RFC_CHALLENGE)
+    bad = {"client_secret": "wrong"}
+
+    for response in (
+        exchange(session, fake, code, code_verifier=RFC_VERIFIER, **bad),
+        exchange(session, fake, code, "https://elsewhere.example/", **bad),  # wrong grant too
+        session.post(
+            fake.token_url, data={**CLIENT, **bad, "grant_type": "authorization_code"}, timeout=5
+        ),
+        refresh(session, fake, "whatever", **bad),
+        refresh(session, fake, "whatever", client_id="nobody"),
+    ):
+        assert_oauth_error(response, "invalid_client", None)
+
+    # nothing was spent by the refused requests
+    _, refresh_token = granted(exchange(session, fake, code, code_verifier=RFC_VERIFIER))
+    assert_oauth_error(refresh(session, fake, refresh_token, **bad), "invalid_client")
+    granted(refresh(session, fake, refresh_token))
+    assert fake.refresh_token_reuses == 0
+    assert (fake.token_requests, fake.tokens_issued) == (8, 2)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        (("nobody", REDIRECT), {}),
+        ((FakeCriteo.CLIENT_ID, REDIRECT), {"code_challenge_method": "S512"}),
+        ((FakeCriteo.CLIENT_ID, REDIRECT), {"code_challenge_method": "s256"}),
+        ((FakeCriteo.CLIENT_ID, REDIRECT), {"code_challenge": RFC_CHALLENGE + "="}),
+        ((FakeCriteo.CLIENT_ID, REDIRECT), {"code_challenge": "too-short"}),
+        ((FakeCriteo.CLIENT_ID, REDIRECT), {"code_challenge": ""}),
+        (
+            (FakeCriteo.CLIENT_ID, REDIRECT),
+            {"code_challenge": "x" * 129, "code_challenge_method": "plain"},
+        ),
+        ((FakeCriteo.CLIENT_ID, "/callback"), {}),
+        ((FakeCriteo.CLIENT_ID, "ftp://app.example/cb"), {}),
+        ((FakeCriteo.CLIENT_ID, REDIRECT + "#top"), {}),
+        ((FakeCriteo.CLIENT_ID, ""), {}),
+    ],
+)
+def test_issue_code_checks_its_arguments(
+    fake: FakeCriteo, args: tuple[str, str], kwargs: dict[str, str]
+) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
+        fake.issue_code(*args, **kwargs)
+    assert fake.codes_issued == 0
+
+
+def consent_url(**params: str) -> str:
+    query = {"response_type": "code", "client_id": FakeCriteo.CLIENT_ID, "redirect_uri": REDIRECT}
+    query.update(params)
+    return f"{FakeCriteo.CONSENT_URL}?{urlencode(query)}"
+
+
+def test_consent_redirect_round_trip_with_state(
+    fake: FakeCriteo, session: requests.Session
+) -> None:
+    state = "opaque state/+=&?é"
+    url = consent_url(
+        state=state, code_challenge=RFC_CHALLENGE, code_challenge_method="S256", scope="ignored"
+    )
+    assert url.startswith("https://consent.criteo.com/request?response_type=code&client_id=")
+
+    redirected = fake.consent_redirect(url)
+
+    parts = urlsplit(redirected)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == REDIRECT
+    assert not parts.fragment
+    query = parse_qs(parts.query, strict_parsing=True)
+    assert set(query) == {"code", "state"}
+    assert query["state"] == [state]
+    assert redirected.index("code=") < redirected.index("state=")
+    code = query["code"][0]
+
+    assert_oauth_error(exchange(session, fake, code), "invalid_grant")  # PKCE is required
+    code = parse_qs(urlsplit(fake.consent_redirect(url)).query)["code"][0]
+    access, _ = granted(exchange(session, fake, code, code_verifier=RFC_VERIFIER))
+    assert me(session, fake, access).ok
+    assert (fake.codes_issued, fake.code_exchanges) == (2, 1)
+
+
+def test_consent_redirect_without_state_keeps_the_callback_query(
+    fake: FakeCriteo, session: requests.Session
+) -> None:
+    callback = "http://127.0.0.1:8765/cb?tenant=a%20b"
+    redirected = fake.consent_redirect(consent_url(redirect_uri=callback))
+    assert redirected.startswith("http://127.0.0.1:8765/cb?tenant=a%20b&code=")
+    query = parse_qs(urlsplit(redirected).query)
+    assert set(query) == {"tenant", "code"}
+    granted(exchange(session, fake, query["code"][0], callback))
+
+    # a challenge without a method is "plain" (RFC 7636, 4.3)
+    redirected = fake.consent_redirect(consent_url(code_challenge=PLAIN_VERIFIER, state=""))
+    query = parse_qs(urlsplit(redirected).query, keep_blank_values=True)
+    assert query["state"] == [""]
+    granted(exchange(session, fake, query["code"][0], code_verifier=PLAIN_VERIFIER))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        consent_url(response_type="token"),
+        consent_url(response_type=""),
+        consent_url().replace("response_type=code&", ""),
+        consent_url(client_id="nobody"),
+        consent_url(client_id=""),
+        consent_url().replace("&redirect_uri=", "&other="),
+        consent_url(redirect_uri="callback"),
+        consent_url(code_challenge_method="S256"),
+        consent_url(code_challenge=RFC_CHALLENGE, code_challenge_method="S512"),
+        consent_url(code_challenge="short", code_challenge_method="S256"),
+        consent_url() + "&state=a&state=b",
+        consent_url() + "&&",
+        consent_url() + "&novalue",
+        consent_url() + "#fragment",
+        consent_url() + "&state=%ff",
+        consent_url().replace("https://", "http://"),
+        consent_url().replace("consent.criteo.com", "consent.criteo.com.evil.example"),
+        consent_url().replace("consent.criteo.com", "consent.criteo.com:8443"),
+        consent_url().replace("consent.criteo.com", "user@consent.criteo.com"),
+        consent_url().replace("/request?", "/other?"),
+        "https://[consent.criteo.com/request?response_type=code",
+        FakeCriteo.CONSENT_URL,
+        "not a url",
+    ],
+)
+def test_consent_redirect_refuses_malformed_urls(fake: FakeCriteo, url: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
+        fake.consent_redirect(url)
+    assert fake.codes_issued == 0
+
+
+def test_refresh_rotates_the_refresh_token(
+    fake: FakeCriteo, session: requests.Session, clock: FakeClock
+) -> None:
+    code = fake.issue_code(FakeCriteo.CLIENT_ID, REDIRECT)
+    first_access, current = granted(exchange(session, fake, code))
+    seen_refresh = [current]
+    seen_access = [first_access]
+
+    clock.advance(900)  # access tokens expire; refresh tokens do not
+    assert_expired(me(session, fake, first_access), f"/{V}/retail-media/me")
+    for _ in range(3):
+        access, current = granted(refresh(session, fake, current))
+        assert current not in seen_refresh
+        assert access not in seen_access
+        seen_refresh.append(current)
+        seen_access.append(access)
+        assert me(session, fake, access).json()["data"]["id"] == FakeCriteo.CLIENT_ID
+    assert me(session, fake, seen_access[1]).ok  # a new token does not revoke older ones
+
+    for old in seen_refresh[:-1]:
+        reuse = refresh(session, fake, old)
+        assert_oauth_error(reuse, "invalid_grant", BAD_REFRESH)
+        assert old not in reuse.text
+    assert fake.refresh_token_reuses == 3
+    granted(refresh(session, fake, current))  # the reuses broke nothing for the newest one
+    assert (fake.refreshes, fake.code_exchanges, fake.tokens_issued) == (4, 1, 5)
+
+
+def test_unknown_or_foreign_refresh_tokens(fake: FakeCriteo, session: requests.Session) -> None:
+    fake.add_client("app-2", "second+secret")
+    other = {"client_id": "app-2", "client_secret": "second+secret"}
+    code = fake.issue_code("app-2", REDIRECT)
+    _, foreign = granted(exchange(session, fake, code, **other))
+
+    assert_oauth_error(refresh(session, fake, "never-issued"), "invalid_grant", BAD_REFRESH)
+    assert_oauth_error(refresh(session, fake, foreign), "invalid_grant", BAD_REFRESH)
+    # an access token is not a refresh token either
+    access = get_token(session, fake)
+    assert_oauth_error(refresh(session, fake, access), "invalid_grant", BAD_REFRESH)
+
+    granted(refresh(session, fake, foreign, **other))  # untouched by the foreign attempt
+    assert fake.refresh_token_reuses == 0
+    assert fake.refreshes == 1
+
+
+def test_concurrent_refreshes_with_one_refresh_token(fake: FakeCriteo) -> None:
+    code = fake.issue_code(FakeCriteo.CLIENT_ID, REDIRECT)
+    with requests.Session() as setup:
+        setup.trust_env = False
+        _, refresh_token = granted(exchange(setup, fake, code))
+    threads = 8
+    barrier = threading.Barrier(threads)
+
+    def one() -> int:
+        with requests.Session() as own:
+            own.trust_env = False
+            barrier.wait(5)
+            return refresh(own, fake, refresh_token).status_code
+
+    with ThreadPoolExecutor(threads) as pool:
+        statuses = sorted(pool.map(lambda _: one(), range(threads)))
+
+    assert statuses == [200] + [400] * (threads - 1)
+    assert fake.refreshes == 1
+    assert fake.refresh_token_reuses == threads - 1
+
+
+def test_revoke_consent(fake: FakeCriteo, session: requests.Session) -> None:
+    fake.add_client("app-2", "second+secret")
+    other = {"client_id": "app-2", "client_secret": "second+secret"}
+    from_code, rt = granted(
+        exchange(session, fake, fake.issue_code(FakeCriteo.CLIENT_ID, REDIRECT))
+    )
+    from_refresh, rt = granted(refresh(session, fake, rt))
+    pending = fake.issue_code(FakeCriteo.CLIENT_ID, REDIRECT)
+    machine = get_token(session, fake)  # client credentials: no consent involved
+    other_access, other_rt = granted(
+        exchange(session, fake, fake.issue_code("app-2", REDIRECT), **other)
+    )
+
+    fake.revoke_consent(FakeCriteo.CLIENT_ID)
+
+    assert_oauth_error(refresh(session, fake, rt), "invalid_grant", BAD_REFRESH)
+    for token in (from_code, from_refresh):
+        assert_expired(me(session, fake, token), f"/{V}/retail-media/me")
+    assert_oauth_error(exchange(session, fake, pending), "invalid_grant")
+    assert me(session, fake, machine).ok
+    assert me(session, fake, other_access).ok
+    other_access, other_rt = granted(refresh(session, fake, other_rt, **other))
+    assert fake.refresh_token_reuses == 0
+
+    # a new consent works again
+    _, new_rt = granted(exchange(session, fake, fake.issue_code(FakeCriteo.CLIENT_ID, REDIRECT)))
+
+    fake.revoke_consent()  # every client
+    assert_oauth_error(refresh(session, fake, new_rt), "invalid_grant")
+    assert_oauth_error(refresh(session, fake, other_rt, **other), "invalid_grant")
+    assert_expired(me(session, fake, other_access), f"/{V}/retail-media/me")
+    assert me(session, fake, machine).ok
+
+    with pytest.raises(ValueError, match="unknown client_id"):
+        fake.revoke_consent("nobody")
+
+
+def test_grant_counters_and_reset(fake: FakeCriteo, session: requests.Session) -> None:
+    code = fake.issue_code(FakeCriteo.CLIENT_ID, REDIRECT)
+    fake.issue_code(FakeCriteo.CLIENT_ID, REDIRECT)
+    _, rt = granted(exchange(session, fake, code))
+    assert_oauth_error(exchange(session, fake, code), "invalid_grant")
+    _, new_rt = granted(refresh(session, fake, rt))
+    assert_oauth_error(refresh(session, fake, rt), "invalid_grant")
+    get_token(session, fake)
+    fake.inject_token_fault(503)
+    session.post(fake.token_url, data=GOOD_FORM, timeout=5)
+
+    assert (fake.codes_issued, fake.code_exchanges, fake.refreshes) == (2, 1, 1)
+    assert fake.refresh_token_reuses == 1
+    assert (fake.token_requests, fake.tokens_issued) == (6, 3)
+
+    fake.reset_counters()
+    assert (fake.codes_issued, fake.code_exchanges, fake.refreshes) == (0, 0, 0)
+    assert (fake.refresh_token_reuses, fake.token_requests, fake.tokens_issued) == (0, 0, 0)
+    granted(refresh(session, fake, new_rt))  # grants survive a counter reset
+    assert (fake.refreshes, fake.tokens_issued, fake.token_requests) == (1, 1, 1)
+
+
+def test_reprs_hold_no_code_or_refresh_token(clock: FakeClock, session: requests.Session) -> None:
+    secret = "SENTINEL-SECRET+/="
+    verifier = "SENTINEL-VERIFIER-" + "v" * 30
+    with FakeCriteo(clients={"sentinel-app": secret}, timer=clock) as fake:
+        client = {"client_id": "sentinel-app", "client_secret": secret}
+        code = fake.issue_code(
+            "sentinel-app", REDIRECT, code_challenge=verifier, code_challenge_method="plain"
+        )
+        access, rt = granted(exchange(session, fake, code, code_verifier=verifier, **client))
+        access2, rt2 = granted(refresh(session, fake, rt, **client))
+        assert_oauth_error(refresh(session, fake, rt, **client), "invalid_grant")
+        redirected = fake.consent_redirect(
+            consent_url(client_id="sentinel-app", state="SENTINEL-STATE")
+        )
+        code2 = parse_qs(urlsplit(redirected).query)["code"][0]
+
+        sentinels = (secret, verifier, "SENTINEL", code, code2, access, rt, access2, rt2)
+        texts = [repr(r) for r in fake.requests] + [str(fake.requests), repr(fake), str(fake)]
+        for text in texts:
+            for sentinel in sentinels:
+                assert sentinel not in text
+        exchange_repr, refresh_repr, _ = (repr(r) for r in fake.requests)
+        assert "'code': '[secure]'" in exchange_repr
+        assert "'code_verifier': '[secure]'" in exchange_repr
+        assert f"'redirect_uri': {REDIRECT!r}" in exchange_repr
+        assert "'refresh_token': '[secure]'" in refresh_repr
+        assert repr(fake) == (
+            f"FakeCriteo(url={fake.url!r}, token_requests=3, tokens_issued=2, api_requests=0)"
+        )
+        assert fake.requests[0].form["code"] == code  # the raw values stay available
