@@ -29,8 +29,10 @@ from . import __version__
 from .adapters import CriteoAdapter
 from .adapters import session as criteo_session
 from .auth import CriteoAuth
+from .consent import code_from_redirect, consent_url
 from .envelope import raise_for_status
 from .exceptions import CriteoAPIError, CriteoAuthError, MissingCredentialsError
+from .stores import FileTokenStore
 from .testing import FakeCriteo
 
 __all__ = ["main"]
@@ -217,6 +219,53 @@ def request(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def authorize(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
+    """``authorize``: consent URL, redirect back, code exchange, tokens saved in a store."""
+    store = FileTokenStore(args.store)
+    pkce = not args.no_pkce
+    if args.redirect is None:
+        request = consent_url(args.client_id, args.redirect_uri, state=args.state, pkce=pkce)
+        out.write(
+            "Open this URL in a browser, sign in and consent:\n\n"
+            f"  {request.url}\n\n"
+            "Then paste the URL your browser was sent to (or just its code): "
+        )
+        out.flush()
+        redirect = stdin.readline()
+        state, verifier = request.state, request.code_verifier
+    else:
+        redirect, state, verifier = args.redirect, args.state, args.code_verifier
+        if "?" in redirect and state is None:
+            raise _UsageError("--state is needed to check a redirect URL given as an argument")
+    code = code_from_redirect(redirect, state)
+    auth = CriteoAuth.from_authorization_code(
+        args.client_id,
+        _secret_from_env(),
+        code,
+        args.redirect_uri,
+        verifier,
+        store=store,
+        account=args.account,
+        **({"token_url": args.token_url} if args.token_url else {}),
+    )
+    out.write(
+        f"\nTokens for client {auth.client_id} saved in {store.path} "
+        f"(account {auth.account!r}). Use them with:\n"
+        f"  CriteoAuth(client_id, client_secret, grant='authorization_code', "
+        f"store=FileTokenStore({str(store.path)!r}), account={auth.account!r})\n"
+    )
+    return 0
+
+
+def _secret_from_env() -> str:
+    import os
+
+    secret = os.environ.get("CRITEO_CLIENT_SECRET", "")
+    if not secret:
+        raise MissingCredentialsError("CRITEO_CLIENT_SECRET")
+    return secret
+
+
 def _print_answer(response: requests.Response, out: TextIO) -> None:
     try:
         data = response.json()
@@ -272,6 +321,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="a query parameter; repeat for more",
     )
     request_parser.add_argument("--token-url", help="the token endpoint (default: Criteo's)")
+    authorize_parser = commands.add_parser(
+        "authorize",
+        help="consent, code exchange and tokens saved, for authorization-code apps",
+        description="Print the consent URL (with PKCE), read the URL the browser was sent "
+        "back to (or the bare code) from stdin or an argument, check its state, exchange "
+        "the code once, and save the access and refresh tokens in a token file. The client "
+        "secret comes from CRITEO_CLIENT_SECRET. Nothing secret is printed.",
+    )
+    authorize_parser.add_argument(
+        "--client-id", required=True, help="the app's client id (not secret)"
+    )
+    authorize_parser.add_argument(
+        "--redirect-uri", required=True, help="the https redirect URI declared in the app"
+    )
+    authorize_parser.add_argument(
+        "--store", required=True, metavar="PATH", help="the token file (a FileTokenStore)"
+    )
+    authorize_parser.add_argument(
+        "--account", default="default", help="a name for this consent in the store"
+    )
+    authorize_parser.add_argument(
+        "--no-pkce", action="store_true", help="for apps that have PKCE switched off"
+    )
+    authorize_parser.add_argument(
+        "--state", help="the state to send, or to check a redirect given as an argument"
+    )
+    authorize_parser.add_argument(
+        "--code-verifier", help="the PKCE verifier of an earlier consent request"
+    )
+    authorize_parser.add_argument("--token-url", help="the token endpoint (default: Criteo's)")
+    authorize_parser.add_argument(
+        "redirect", nargs="?", help="the redirect URL or the code (else read from stdin)"
+    )
     commands.add_parser(
         "demo",
         help="run a scripted session against a local fake of Criteo",
@@ -288,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo()
-    if args.command not in ("token", "request"):
+    if args.command not in ("token", "request", "authorize"):
         parser.print_help(sys.stderr)
         return 2
     handler = logging.StreamHandler(sys.stderr)
@@ -298,9 +380,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = logger.level
     logger.setLevel(logging.INFO)  # retry and rate-limit waits, on stderr
     try:
+        if args.command == "authorize":
+            return authorize(args, sys.stdout, sys.stdin)
         command = token if args.command == "token" else request
         return command(args, sys.stdout)
-    except (_UsageError, MissingCredentialsError) as exc:
+    except (_UsageError, ValueError, TypeError) as exc:  # MissingCredentialsError too
         sys.stderr.write(f"criteo-auth: {exc}\n")
         return 2
     except (CriteoAuthError, requests.RequestException) as exc:
