@@ -12,6 +12,8 @@ refresh and one resend. The public names are listed in ``__all__``; modules whos
 start with ``_`` are private.
 """
 
+from typing import TYPE_CHECKING
+
 from .__version__ import __version__
 from ._cache import DEFAULT_LIFETIME, MAX_LIFETIME, Token, TokenCache, shared_cache
 from ._install import Installation, install, installed, uninstall
@@ -31,6 +33,19 @@ from .exceptions import (
 from .ratelimit import RateLimiter
 from .retry import CriteoRetry
 from .stores import FileTokenStore, MemoryTokenStore, StoredToken, TokenStore
+
+if TYPE_CHECKING:
+    from .redis_store import RedisTokenStore
+
+
+def __getattr__(name: str) -> object:
+    # RedisTokenStore needs the optional redis-py: imported on first use only.
+    if name == "RedisTokenStore":
+        from .redis_store import RedisTokenStore
+
+        return RedisTokenStore
+    raise AttributeError(f"module 'requests_criteo' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_LIFETIME",
@@ -53,6 +68,7 @@ __all__ = [
     "MissingCredentialsError",
     "Problem",
     "RateLimiter",
+    "RedisTokenStore",
     "StoredToken",
     "Token",
     "TokenCache",

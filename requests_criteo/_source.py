@@ -23,7 +23,7 @@ from oauthlib.oauth2 import BackendApplicationClient, WebApplicationClient
 
 from ._cache import Timer, Token, margin_for
 from ._token import TokenEndpoint
-from .exceptions import ConsentRequiredError, TokenRequestError
+from .exceptions import ConsentRequiredError, CriteoAuthError, TokenRequestError
 from .stores import StoredToken, TokenStore
 
 log = logging.getLogger("requests_criteo")
@@ -95,6 +95,8 @@ class TokenSource:
                 )
                 return self._request(body, [self._secret], retry=True, used_refresh=None)
             refresh = stored.refresh_token if stored is not None else None
+            if refresh and not self.store.may_refresh(self.key):
+                return self._last_resort(stored)
             if not refresh:
                 raise ConsentRequiredError(
                     f"no refresh token for client {self.client_id!r} in {self.store!r}: "
@@ -132,6 +134,26 @@ class TokenSource:
                 )
             else:
                 self.store.delete(self.key)
+
+    def _last_resort(self, stored: StoredToken | None) -> Token:
+        """While a store cannot share its lock: the stored token to its very end, or an error."""
+        if stored is not None and stored.access_token is not None:
+            remaining = stored.expires_at - self.store.clock()
+            if remaining > 0:
+                log.warning(
+                    "using the last token of client %s until it expires: the store "
+                    "cannot serialize a refresh now",
+                    self.client_id,
+                )
+                return Token(
+                    stored.access_token,
+                    lifetime=stored.lifetime,
+                    obtained_at=self.timer() - (stored.lifetime - remaining),
+                )
+        raise CriteoAuthError(
+            f"not refreshing the token of client {self.client_id!r}: {self.store!r} cannot "
+            "lock across processes right now, and a refresh token must never be used twice"
+        )
 
     def _usable(self, stored: StoredToken | None) -> Token | None:
         if stored is None or stored.access_token is None:

@@ -138,6 +138,10 @@ class TokenStore(ABC):
     def lock(self, key: str) -> contextlib.AbstractContextManager[None]:
         """A context manager holding the lock of *key* for every sharer of the store."""
 
+    def may_refresh(self, key: str) -> bool:
+        """Whether a refresh token may be used now (``False`` while the lock is not shared)."""
+        return True
+
 
 class MemoryTokenStore(TokenStore):
     """Tokens kept in this process only: the default store.

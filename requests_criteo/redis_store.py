@@ -1,0 +1,295 @@
+"""RedisTokenStore: one token store for a fleet of workers on many machines.
+
+What lives here: :class:`RedisTokenStore`, a :class:`~requests_criteo.TokenStore` on Redis,
+and its fallback to process memory while Redis is unreachable. What does not: when to
+fetch (:mod:`._source`). Needs the ``redis`` extra: ``pip install "requests-criteo[redis]"``.
+
+In Redis, under ``prefix`` (``requests_criteo:`` by default), each store key becomes:
+
+* ``token:<hash>`` — the access token, written with ``SET ... PX`` so that Redis drops it
+  when it expires;
+* ``refresh:<hash>`` — the refresh token of an authorization-code app, without expiry
+  (its lifetime is not documented by Criteo);
+* ``lock:<hash>`` — the single-flight lock: redis-py's ``Lock`` (``SET NX PX`` with an owner
+  token, released by its owner only through a Lua script), renewed by a watchdog thread
+  while held, so a slow refresh keeps it and a killed holder loses it within ``lock_ttl``.
+
+``<hash>`` is a SHA-256 of the store key: Redis keys hold no client id and no secret.
+
+When Redis is slow or down, API calls keep working: the store switches to process
+memory, logs one warning per outage, skips Redis for ``retry_interval`` seconds between
+probes, and goes back to Redis when it answers again. One exception, to protect
+authorization-code apps: a refresh token is never used without the fleet-wide lock, so
+during an outage such an app keeps using its current access token but does not refresh
+(a :class:`~requests_criteo.CriteoAuthError` says why).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .exceptions import CriteoAuthError
+from .stores import MemoryTokenStore, StoredToken, TokenStore
+
+try:
+    import redis
+    from redis.exceptions import LockError
+except ImportError as exc:  # pragma: no cover - the extra is installed in every test env
+    raise ImportError(
+        'RedisTokenStore needs redis-py: pip install "requests-criteo[redis]"'
+    ) from exc
+
+__all__ = ["RedisTokenStore"]
+
+log = logging.getLogger("requests_criteo")
+
+_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+class RedisTokenStore(TokenStore):
+    """Tokens in Redis, shared by every process on every machine of a fleet.
+
+    ::
+
+        store = RedisTokenStore("redis://redis.internal:6379/0")
+        auth = CriteoAuth(client_id, client_secret, store=store)
+
+    :param url_or_client: a ``redis://`` URL, or a ``redis.Redis`` client of your own
+        (then its timeouts are yours to bound).
+    :param prefix: the namespace of every key this store writes.
+    :param lock_ttl: seconds a lock lives without renewal: how long a holder that died
+        can block the others.
+    :param lock_timeout: seconds to wait for another holder before giving up.
+    :param socket_timeout: seconds for each Redis operation (URL form only).
+    :param retry_interval: seconds between probes of Redis during an outage.
+    :param clock: Unix time; tests inject one.
+    """
+
+    def __init__(
+        self,
+        url_or_client: str | redis.Redis,
+        prefix: str = "requests_criteo:",
+        *,
+        lock_ttl: float = 10.0,
+        lock_timeout: float = 30.0,
+        socket_timeout: float = 1.0,
+        retry_interval: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if isinstance(url_or_client, str):
+            self._url: str | None = url_or_client
+            self.client = redis.Redis.from_url(
+                url_or_client,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+            )
+        elif isinstance(url_or_client, redis.Redis):
+            self._url = None
+            self.client = url_or_client
+        else:
+            raise TypeError("RedisTokenStore needs a redis:// URL or a redis.Redis client")
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError("prefix must be a non-empty string, e.g. 'requests_criteo:'")
+        if lock_ttl <= 0 or lock_timeout <= 0 or socket_timeout <= 0 or retry_interval < 0:
+            raise ValueError("lock_ttl, lock_timeout and socket_timeout must be positive")
+        self.prefix = prefix
+        self.lock_ttl = float(lock_ttl)
+        self.lock_timeout = float(lock_timeout)
+        self.socket_timeout = float(socket_timeout)
+        self.retry_interval = float(retry_interval)
+        self.clock = clock
+        self._fallback = MemoryTokenStore(clock=clock)
+        self._state = threading.Lock()
+        self._down_until: float | None = None  # monotonic; None while Redis answers
+
+    def __repr__(self) -> str:
+        where = self._url.split("@")[-1] if self._url else repr(self.client)
+        return f"<RedisTokenStore {where} prefix={self.prefix!r}>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._url is None:
+            raise TypeError("a RedisTokenStore built from a client is not pickled; use a URL")
+        return {
+            "url": self._url,
+            "prefix": self.prefix,
+            "lock_ttl": self.lock_ttl,
+            "lock_timeout": self.lock_timeout,
+            "socket_timeout": self.socket_timeout,
+            "retry_interval": self.retry_interval,
+            "clock": self.clock,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        url = state.pop("url")
+        self.__init__(url, **state)  # type: ignore[misc]
+
+    # -- keys ---------------------------------------------------------------------------
+
+    def _name(self, kind: str, key: str) -> str:
+        return f"{self.prefix}{kind}:{hashlib.sha256(key.encode()).hexdigest()[:40]}"
+
+    # -- outage bookkeeping -------------------------------------------------------------
+
+    def _redis_usable(self) -> bool:
+        with self._state:
+            return self._down_until is None or time.monotonic() >= self._down_until
+
+    def _failed(self, exc: BaseException) -> None:
+        with self._state:
+            first = self._down_until is None
+            self._down_until = time.monotonic() + self.retry_interval
+        if first:
+            log.warning(
+                "Redis token store unreachable (%s): using this process's memory until it "
+                "answers again",
+                type(exc).__name__,
+            )
+
+    def _answered(self) -> None:
+        with self._state:
+            was_down = self._down_until is not None
+            self._down_until = None
+        if was_down:
+            log.warning("Redis token store answers again: tokens are shared again")
+
+    @property
+    def available(self) -> bool:
+        """Whether the store is using Redis (``False`` during an outage)."""
+        with self._state:
+            return self._down_until is None
+
+    # -- the TokenStore interface ---------------------------------------------------------
+
+    def read(self, key: str) -> StoredToken | None:
+        if self._redis_usable():
+            try:
+                access, refresh = self.client.mget(
+                    [self._name("token", key), self._name("refresh", key)]
+                )
+            except _UNREACHABLE as exc:
+                self._failed(exc)
+            else:
+                self._answered()
+                return self._decode(access, refresh)
+        return self._fallback.read(key)
+
+    def write(self, key: str, token: StoredToken) -> None:
+        self._fallback.write(key, token)
+        if not self._redis_usable():
+            return
+        remaining_ms = int((token.expires_at - self.clock()) * 1000)
+        try:
+            with self.client.pipeline(transaction=True) as pipe:
+                if token.access_token is not None and remaining_ms > 0:
+                    entry = {
+                        "access_token": token.access_token,
+                        "lifetime": token.lifetime,
+                        "obtained_at": token.obtained_at,
+                    }
+                    pipe.set(self._name("token", key), json.dumps(entry), px=remaining_ms)
+                else:
+                    pipe.delete(self._name("token", key))
+                if token.refresh_token is not None:
+                    pipe.set(self._name("refresh", key), token.refresh_token)
+                else:
+                    pipe.delete(self._name("refresh", key))
+                pipe.execute()
+        except _UNREACHABLE as exc:
+            self._failed(exc)
+        else:
+            self._answered()
+
+    def delete(self, key: str) -> None:
+        self._fallback.delete(key)
+        if not self._redis_usable():
+            return
+        try:
+            self.client.delete(self._name("token", key), self._name("refresh", key))
+        except _UNREACHABLE as exc:
+            self._failed(exc)
+        else:
+            self._answered()
+
+    @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """The fleet-wide lock of *key*; this process's lock while Redis is unreachable."""
+        lock = None
+        if self._redis_usable():
+            lock = self.client.lock(
+                self._name("lock", key),
+                timeout=self.lock_ttl,
+                blocking_timeout=self.lock_timeout,
+                thread_local=False,
+                raise_on_release_error=False,
+            )
+            try:
+                acquired = lock.acquire()
+            except _UNREACHABLE as exc:
+                self._failed(exc)
+                lock = None
+            else:
+                self._answered()
+                if not acquired:
+                    raise CriteoAuthError(
+                        f"gave up after {self.lock_timeout:g} s waiting for the Redis token "
+                        "lock (another worker holds it)"
+                    )
+        if lock is None:
+            with self._fallback.lock(key):
+                yield
+            return
+        stop = threading.Event()
+        watchdog = threading.Thread(
+            target=self._renew, args=(lock, stop), name="requests-criteo-redis-lock", daemon=True
+        )
+        watchdog.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            watchdog.join()
+            try:
+                lock.release()
+            except (LockError, *_UNREACHABLE):
+                pass  # expired or Redis gone: the lock frees itself within lock_ttl
+
+    def may_refresh(self, key: str) -> bool:
+        """Not while Redis is unreachable: a refresh needs the fleet-wide lock."""
+        return self.available
+
+    def _renew(self, lock: Any, stop: threading.Event) -> None:
+        while not stop.wait(self.lock_ttl / 3):
+            try:
+                lock.reacquire()
+            except (LockError, *_UNREACHABLE):
+                return
+
+    # -- values ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _decode(access: bytes | str | None, refresh: bytes | str | None) -> StoredToken | None:
+        # A client made with decode_responses=True answers str; ours answer bytes.
+        if isinstance(refresh, bytes):
+            refresh = refresh.decode("utf-8", "replace")
+        refresh_token = refresh or None
+        entry: Any = None
+        if access is not None:
+            try:
+                entry = json.loads(access)
+            except ValueError:
+                entry = None
+        if isinstance(entry, dict):
+            entry["refresh_token"] = refresh_token
+            token = StoredToken.from_json(entry)
+            if token is not None:
+                return token
+        if refresh_token:
+            return StoredToken(None, 0.0, 0.0, refresh_token)
+        return None

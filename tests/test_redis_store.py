@@ -1,0 +1,386 @@
+"""RedisTokenStore against a real redis-server: fleets, dead lock holders, outages."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from requests_criteo import CriteoAuth, CriteoAuthError, StoredToken, TokenCache
+from requests_criteo.testing import FakeCriteo
+
+from .conftest import SECRET, TOKEN, FakeClock, assert_no_secret
+from .redis_server import HOW_TO_GET_IT, REDIS_SERVER, RedisServer
+
+if REDIS_SERVER is None and not os.environ.get("CI"):  # pragma: no cover
+    pytest.skip(HOW_TO_GET_IT, allow_module_level=True)
+
+import redis
+
+from requests_criteo.redis_store import RedisTokenStore
+
+REFRESH = "refresh-SENTINEL"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    srv = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def client(server: RedisServer) -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(server.url)
+    c.flushdb()
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def store(server: RedisServer, client: redis.Redis, clock: FakeClock) -> RedisTokenStore:
+    return RedisTokenStore(server.url, clock=clock, lock_ttl=2, lock_timeout=5)
+
+
+def stored(
+    clock: FakeClock, access: str | None = TOKEN, refresh: str | None = None, lifetime: float = 900
+) -> StoredToken:
+    return StoredToken(access, lifetime, clock(), refresh)
+
+
+def test_read_write_delete_with_px_expiry(
+    store: RedisTokenStore, client: redis.Redis, clock: FakeClock
+) -> None:
+    assert store.read("c/client_credentials/x") is None
+    store.write("c/client_credentials/x", stored(clock))
+    assert store.read("c/client_credentials/x") == stored(clock)
+    (name,) = client.keys("requests_criteo:token:*")
+    assert 899_000 < client.pttl(name) <= 900_000
+    store.delete("c/client_credentials/x")
+    assert store.read("c/client_credentials/x") is None
+    assert client.keys("*") == []
+
+
+def test_refresh_tokens_outlive_access_tokens(
+    store: RedisTokenStore, client: redis.Redis, clock: FakeClock
+) -> None:
+    key = "c/authorization_code/default/x"
+    store.write(key, stored(clock, refresh=REFRESH))
+    (refresh_name,) = client.keys("requests_criteo:refresh:*")
+    assert client.pttl(refresh_name) == -1  # no expiry
+    store.write(key, stored(clock, access=None, refresh=REFRESH))
+    assert client.keys("requests_criteo:token:*") == []
+    assert store.read(key) == StoredToken(None, 0.0, 0.0, REFRESH)
+
+
+def test_an_expired_token_is_not_written(
+    store: RedisTokenStore, client: redis.Redis, clock: FakeClock
+) -> None:
+    token = stored(clock)
+    clock.advance(1000)
+    store.write("k", token)
+    assert client.keys("*") == []
+
+
+def test_keys_are_namespaced_and_hold_no_secret(
+    store: RedisTokenStore, client: redis.Redis, clock: FakeClock
+) -> None:
+    store.write("client-1/authorization_code/acme/abc", stored(clock, refresh=REFRESH))
+    with store.lock("client-1/authorization_code/acme/abc"):
+        keys = [k.decode() for k in client.keys("*")]
+    assert len(keys) == 3
+    assert all(k.startswith("requests_criteo:") for k in keys)
+    for k in keys:
+        assert_no_secret(k, REFRESH, "client-1", "acme")
+    assert_no_secret(repr(store), REFRESH)
+
+
+def test_garbage_in_redis_is_not_a_token(store: RedisTokenStore, client: redis.Redis) -> None:
+    client.set(store._name("token", "k"), b"{not json")
+    assert store.read("k") is None
+    client.set(store._name("token", "k"), b'{"access_token": 5}')
+    assert store.read("k") is None
+
+
+def test_a_client_with_decoded_responses(
+    server: RedisServer, client: redis.Redis, clock: FakeClock
+) -> None:
+    decoded = redis.Redis.from_url(server.url, decode_responses=True)
+    store = RedisTokenStore(decoded, clock=clock)
+    store.write("k", stored(clock, refresh=REFRESH))
+    assert store.read("k") == stored(clock, refresh=REFRESH)
+    decoded.close()
+    with pytest.raises(TypeError, match="not pickled"):
+        pickle.dumps(store)
+
+
+def test_pickles_by_url(store: RedisTokenStore, clock: FakeClock) -> None:
+    store.write("k", stored(clock))
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy.read("k") == stored(clock)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error"),
+    [
+        ((42,), {}, TypeError),
+        (("redis://x",), {"prefix": ""}, ValueError),
+        (("redis://x",), {"lock_ttl": 0}, ValueError),
+    ],
+)
+def test_bad_arguments(
+    args: tuple[Any, ...], kwargs: dict[str, Any], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        RedisTokenStore(*args, **kwargs)
+
+
+def test_the_lock_is_exclusive_and_owned(
+    store: RedisTokenStore, server: RedisServer, clock: FakeClock
+) -> None:
+    other = RedisTokenStore(server.url, clock=clock, lock_ttl=2, lock_timeout=0.2)
+    with store.lock("k"), pytest.raises(CriteoAuthError, match="waiting for the Redis"):  # noqa: SIM117
+        with other.lock("k"):
+            pass  # pragma: no cover
+    with other.lock("k"):  # free again
+        pass
+
+
+def test_a_long_hold_is_renewed(server: RedisServer, client: redis.Redis, clock: FakeClock) -> None:
+    store = RedisTokenStore(server.url, clock=clock, lock_ttl=0.3, lock_timeout=5)
+    other = RedisTokenStore(server.url, clock=clock, lock_ttl=0.3, lock_timeout=0.1)
+    with store.lock("k"):
+        time.sleep(0.7)  # more than lock_ttl: the watchdog keeps the lock (no token wait)
+        with pytest.raises(CriteoAuthError):  # noqa: SIM117
+            with other.lock("k"):
+                pass  # pragma: no cover
+
+
+# -- CriteoAuth on the Redis store --------------------------------------------------------
+
+
+@pytest.fixture
+def fake(clock: FakeClock) -> Iterator[FakeCriteo]:
+    with FakeCriteo(timer=clock, clients={"client-1": SECRET}) as f:
+        yield f
+
+
+def me(fake: FakeCriteo) -> str:
+    return f"{fake.url}/2025-10/retail-media/me"
+
+
+def test_auths_in_separate_caches_share_one_token(
+    fake: FakeCriteo, store: RedisTokenStore, clock: FakeClock
+) -> None:
+    for _ in range(3):  # three "processes": each with its own cache
+        auth = CriteoAuth(
+            "client-1", SECRET, token_url=fake.token_url, store=store, cache=TokenCache(timer=clock)
+        )
+        assert requests.get(me(fake), auth=auth, timeout=5).status_code == 200
+    assert fake.tokens_issued == 1
+
+
+def test_redis_stopped_and_started_during_a_run(
+    tmp_path: Path, fake: FakeCriteo, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    srv = RedisServer(tmp_path).start()
+    try:
+        store = RedisTokenStore(srv.url, clock=clock, socket_timeout=0.5, retry_interval=0)
+        statuses = []
+
+        def call() -> None:
+            auth = CriteoAuth(
+                "client-1",
+                SECRET,
+                token_url=fake.token_url,
+                store=store,
+                cache=TokenCache(timer=clock),
+            )
+            statuses.append(requests.get(me(fake), auth=auth, timeout=5).status_code)
+
+        call()
+        assert store.available
+        srv.stop()
+        with caplog.at_level(logging.WARNING, logger="requests_criteo"):
+            for _ in range(3):
+                call()
+                clock.advance(841)
+        assert not store.available
+        assert caplog.text.count("Redis token store unreachable") == 1  # once per outage
+        srv.start()  # same port
+        call()
+        assert store.available
+        assert "answers again" in caplog.text
+        call()
+        assert statuses == [200] * 6
+    finally:
+        srv.stop()
+
+
+def test_an_auth_code_app_does_not_refresh_during_an_outage(
+    tmp_path: Path, fake: FakeCriteo, clock: FakeClock
+) -> None:
+    from requests_criteo import code_from_redirect, consent_url
+
+    srv = RedisServer(tmp_path).start()
+    try:
+        store = RedisTokenStore(srv.url, clock=clock, socket_timeout=0.5, retry_interval=0)
+        request = consent_url("client-1", "https://app.example/cb")
+        code = code_from_redirect(fake.consent_redirect(request.url), request.state)
+        auth = CriteoAuth.from_authorization_code(
+            "client-1",
+            SECRET,
+            code,
+            "https://app.example/cb",
+            request.code_verifier,
+            token_url=fake.token_url,
+            store=store,
+            timer=clock,
+        )
+        srv.stop()
+        clock.advance(850)  # due for refresh, still valid for 50 s: used to its end
+        assert requests.get(me(fake), auth=auth, timeout=5).status_code == 200
+        clock.advance(60)  # expired
+        with pytest.raises(CriteoAuthError, match="must never be used twice"):
+            requests.get(me(fake), auth=auth, timeout=5)
+        assert fake.refreshes == 0
+    finally:
+        srv.stop()
+
+
+# -- fleets of processes -------------------------------------------------------------------
+
+
+def _fleet_worker(
+    rounds: int,
+    barrier: Any,
+    clock_value: Any,
+    url: str,
+    token_url: str,
+    api: str,
+    grant: str,
+    failures: Any,
+) -> None:  # pragma: no cover - child
+    def clock() -> float:
+        return float(clock_value.value)
+
+    store = RedisTokenStore(url, clock=clock, lock_ttl=5, lock_timeout=20)
+    auth = CriteoAuth(
+        "client-1", SECRET, token_url=token_url, timer=clock, store=store, grant=grant
+    )
+    with requests.Session() as s:
+        s.trust_env = False
+        for _ in range(rounds):
+            barrier.wait()
+            try:
+                if s.get(api, auth=auth, timeout=10).status_code != 200:
+                    with failures.get_lock():
+                        failures.value += 1
+            except Exception:
+                with failures.get_lock():
+                    failures.value += 1
+            barrier.wait()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs fork")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+@pytest.mark.parametrize(
+    ("grant", "workers"), [("client_credentials", 16), ("authorization_code", 8)]
+)
+def test_a_fleet_makes_one_token_request_per_lifetime(
+    server: RedisServer, client: redis.Redis, grant: str, workers: int
+) -> None:
+    ctx = multiprocessing.get_context("fork")
+    clock_value = ctx.Value("d", 1000.0)
+    failures = ctx.Value("i", 0)
+
+    def clock() -> float:
+        return float(clock_value.value)
+
+    with FakeCriteo(timer=clock, clients={"client-1": SECRET}, lifetime=60) as fake:
+        if grant == "authorization_code":
+            from requests_criteo import code_from_redirect, consent_url
+
+            request = consent_url("client-1", "https://app.example/cb")
+            code = code_from_redirect(fake.consent_redirect(request.url), request.state)
+            CriteoAuth.from_authorization_code(
+                "client-1",
+                SECRET,
+                code,
+                "https://app.example/cb",
+                request.code_verifier,
+                token_url=fake.token_url,
+                timer=clock,
+                store=RedisTokenStore(server.url, clock=clock),
+            )
+        rounds = 10
+        barrier = ctx.Barrier(workers + 1)
+        procs = [
+            ctx.Process(
+                target=_fleet_worker,
+                args=(
+                    rounds,
+                    barrier,
+                    clock_value,
+                    server.url,
+                    fake.token_url,
+                    me(fake),
+                    grant,
+                    failures,
+                ),
+            )
+            for _ in range(workers)
+        ]
+        for p in procs:
+            p.start()
+        try:
+            for _ in range(rounds):
+                barrier.wait(60)
+                barrier.wait(60)
+                with clock_value.get_lock():
+                    clock_value.value += 10
+        finally:
+            for p in procs:
+                p.join(30)
+        assert [p.exitcode for p in procs] == [0] * workers
+        assert failures.value == 0
+        assert fake.api_requests == workers * rounds
+        # Calls at 1000 ... 1090, replaced at 30 s of age: tokens at 1000, 1030, 1060, 1090.
+        assert fake.tokens_issued == 4
+        assert fake.refresh_token_reuses == 0
+
+
+def _holder(url: str, ready: Any) -> None:  # pragma: no cover - killed mid-refresh
+    store = RedisTokenStore(url, lock_ttl=0.5)
+    with store.lock("client-1/client_credentials/x"):
+        ready.set()
+        time.sleep(60)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs fork and SIGKILL")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_lock_holder_killed_mid_refresh_blocks_no_longer_than_the_lock_ttl(
+    server: RedisServer, client: redis.Redis
+) -> None:
+    ctx = multiprocessing.get_context("fork")
+    ready = ctx.Event()
+    holder = ctx.Process(target=_holder, args=(server.url, ready))
+    holder.start()
+    assert ready.wait(10)
+    os.kill(holder.pid or 0, signal.SIGKILL)
+    holder.join(10)
+    store = RedisTokenStore(server.url, lock_ttl=0.5, lock_timeout=5)
+    started = time.monotonic()
+    with store.lock("client-1/client_credentials/x"):
+        waited = time.monotonic() - started
+    assert waited < 2.0  # the dead holder's lock expired within its ttl (0.5 s + renewals)
