@@ -21,6 +21,7 @@ from typing import Any
 from cachetools import LRUCache, TLRUCache
 
 from .exceptions import TokenRequestError
+from .stores import MemoryTokenStore
 
 Timer = Callable[[], float]
 
@@ -29,6 +30,8 @@ Timer = Callable[[], float]
 DEFAULT_LIFETIME = 300.0
 #: The longest lifetime believed, whatever the server says: a token is never used "forever".
 MAX_LIFETIME = 3600.0
+#: The shortest lifetime used: a tiny ``expires_in`` must not mean a token request per call.
+MIN_LIFETIME = 1.0
 #: A token is replaced this many seconds before it expires (or at half its life if shorter).
 MAX_MARGIN = 60.0
 
@@ -36,9 +39,9 @@ MAX_MARGIN = 60.0
 def lifetime_from(expires_in: object) -> float:
     """The lifetime, in seconds, to give a token whose answer said *expires_in*.
 
-    Numbers and numeric strings are believed when finite and positive, up to
-    :data:`MAX_LIFETIME`; anything else (missing, ``null``, ``true``, zero, negative,
-    ``NaN``, ``Infinity``, text) gets :data:`DEFAULT_LIFETIME`.
+    Numbers and numeric strings are believed when finite and positive, between
+    :data:`MIN_LIFETIME` and :data:`MAX_LIFETIME`; anything else (missing, ``null``,
+    ``true``, zero, negative, ``NaN``, ``Infinity``, text) gets :data:`DEFAULT_LIFETIME`.
 
     >>> lifetime_from(900), lifetime_from("900"), lifetime_from(None), lifetime_from(1e12)
     (900.0, 900.0, 300.0, 3600.0)
@@ -60,7 +63,7 @@ def lifetime_from(expires_in: object) -> float:
         return DEFAULT_LIFETIME
     if not math.isfinite(value) or value <= 0:
         return DEFAULT_LIFETIME
-    return min(value, MAX_LIFETIME)
+    return min(max(value, MIN_LIFETIME), MAX_LIFETIME)
 
 
 def margin_for(lifetime: float) -> float:
@@ -159,6 +162,9 @@ class TokenCache:
         )
         self._lock = threading.Lock()
         self._flights: dict[Hashable, _Flight] = {}
+        #: The store of auths that use this cache and no ``store=``: this process's memory,
+        #: where an authorization-code app's refresh tokens live between refreshes.
+        self.memory_store = MemoryTokenStore(clock=timer)
         _CACHES.add(self)
 
     def __repr__(self) -> str:
@@ -197,11 +203,16 @@ class TokenCache:
         return False
 
     def clear(self) -> None:
-        """Forget every token (requests under way keep the token they already carry)."""
+        """Forget every access token, so each auth fetches a new one.
+
+        Also from :attr:`memory_store`; refresh tokens are kept. Requests under way keep the
+        token they already carry.
+        """
         with self._lock:
             for token in self._tokens.values():
                 token.dropped = True
             self._tokens.clear()
+        self.memory_store.forget_access_tokens()
 
     def get_or_fetch(self, key: Hashable, fetch: Callable[[], Token], wait: float) -> Token:
         """The usable token for *key*, calling *fetch* once however many threads ask.

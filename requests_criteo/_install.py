@@ -26,6 +26,8 @@ __all__ = ["Installation", "install", "installed", "uninstall"]
 
 _lock = threading.Lock()
 _stack: list[CriteoAuth] = []
+# The send that _send wraps. Set at the first install() and never cleared: a thread still
+# inside _send when another uninstalls must find it.
 _original_send: Any = None
 
 
@@ -88,7 +90,7 @@ def install(auth: CriteoAuth | None = None) -> Installation:
         raise TypeError(f"install() needs a CriteoAuth, not {type(auth).__name__}")
     global _original_send
     with _lock:
-        if _original_send is None:
+        if requests.Session.send is not _send:
             _original_send = requests.Session.send
             requests.Session.send = _send  # type: ignore[method-assign]
         _stack.append(auth)
@@ -96,7 +98,11 @@ def install(auth: CriteoAuth | None = None) -> Installation:
 
 
 def uninstall() -> None:
-    """Undo every :func:`install`: ``requests.Session.send`` is the original again."""
+    """Undo every :func:`install`: ``requests.Session.send`` is the original again.
+
+    If something else has wrapped ``Session.send`` since, its wrapper is left in place (and
+    ours passes requests through untouched) rather than removed.
+    """
     with _lock:
         _stack.clear()
         _restore()
@@ -109,7 +115,5 @@ def installed() -> CriteoAuth | None:
 
 
 def _restore() -> None:
-    global _original_send
-    if _original_send is not None:
+    if requests.Session.send is _send:
         requests.Session.send = _original_send  # type: ignore[method-assign]
-        _original_send = None

@@ -23,6 +23,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import requests
 from oauthlib.oauth2.rfc6749.parameters import parse_token_response
@@ -56,10 +57,14 @@ NO_AUTH = _NoAuth()
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """*text* with every non-empty secret replaced by ``[secure]``, cut to 200 characters."""
+    """*text* with every non-empty secret replaced by ``[secure]``, cut to 200 characters.
+
+    The secrets' URL-encoded forms are replaced too: a server echoing the form sends those.
+    """
     for secret in secrets:
         if secret:
-            text = text.replace(secret, "[secure]")
+            for form in {secret, quote_plus(secret), quote(secret, safe="")}:
+                text = text.replace(form, "[secure]")
     return text if len(text) <= _SHORT else text[: _SHORT - 3] + "..."
 
 

@@ -37,7 +37,7 @@ from ._source import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, TokenSource, store_
 from ._token import TokenEndpoint
 from .exceptions import CriteoAuthError, MissingCredentialsError
 from .retry import CriteoRetry
-from .stores import MemoryTokenStore, StoredToken, TokenStore
+from .stores import StoredToken, TokenStore
 
 __all__ = ["DEFAULT_TOKEN_URL", "USER_AGENT", "CriteoAuth"]
 
@@ -59,23 +59,26 @@ _SECRETS: dict[tuple[str, str], str] = {}
 _SECRETS_LOCK = threading.Lock()
 
 
-# The process-wide stores of auths given no store=, one per timer (as for the caches):
-# within a process any consistent clock will do.
-_DEFAULT_STORE = MemoryTokenStore()
-_STORES_BY_TIMER: dict[Timer, MemoryTokenStore] = {}
+def replay_position(body: object) -> tuple[bool, int | None]:
+    """Whether *body* can be sent again, and the position to rewind a stream to.
 
-
-def default_store(timer: Timer | None = None) -> MemoryTokenStore:
-    """The process-wide :class:`MemoryTokenStore` of auths using *timer* and no ``store=``."""
-    if timer is None or timer is shared_cache().timer:
-        return _DEFAULT_STORE
-    with _SECRETS_LOCK:
-        store = _STORES_BY_TIMER.get(timer)
-        if store is None:
-            if len(_STORES_BY_TIMER) >= 64:
-                _STORES_BY_TIMER.pop(next(iter(_STORES_BY_TIMER)))
-            store = _STORES_BY_TIMER[timer] = MemoryTokenStore(clock=timer)
-        return store
+    ``None``, ``bytes``, ``bytearray``, ``memoryview`` and ``str`` can; so can a stream
+    whose ``seekable()`` (when it has one) and ``tell()`` succeed. A generator, an iterator,
+    a pipe or a socket cannot: once sent, gone.
+    """
+    if body is None or isinstance(body, (bytes, bytearray, memoryview, str)):
+        return True, None
+    seek, tell = getattr(body, "seek", None), getattr(body, "tell", None)
+    if seek is None or tell is None:
+        return False, None
+    try:
+        seekable = getattr(body, "seekable", None)
+        if seekable is not None and not seekable():
+            return False, None
+        position = tell()
+    except (OSError, ValueError):
+        return False, None
+    return (True, position) if isinstance(position, int) else (False, None)
 
 
 def fingerprint(client_id: str, client_secret: str) -> str:
@@ -100,24 +103,21 @@ class _RequestState:
         # None: the request carried the caller's own Authorization header, not ours.
         self.token = token
         self.resent = resent
-        self.body_position: int | None = None
-        body: Any = request.body
-        if body is None or isinstance(body, (bytes, str)):
-            self.replayable = True
-        elif hasattr(body, "seek") and hasattr(body, "tell"):
-            try:
-                seekable = body.seekable() if hasattr(body, "seekable") else True
-                self.body_position = body.tell() if seekable else None
-            except (OSError, ValueError):
-                self.body_position = None
-            self.replayable = self.body_position is not None
-        else:  # a generator or an iterator: once sent, gone
-            self.replayable = False
+        self.replayable, self.body_position = replay_position(request.body)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A pickled request or response (in an exception, say) carries no state, and so
+        # no Token: it unpickles to None.
+        return (type(None), ())
 
     def rewind(self, request: requests.PreparedRequest) -> bool:
         """Put the body back where it started; ``False`` if that cannot be done."""
         body: Any = request.body
-        if self.body_position is None or body is None or isinstance(body, (bytes, str)):
+        if (
+            self.body_position is None
+            or body is None
+            or isinstance(body, (bytes, bytearray, memoryview, str))
+        ):
             # Nothing to rewind (a mock transport may already have read a file into bytes).
             return self.replayable
         try:
@@ -258,7 +258,7 @@ class CriteoAuth(AuthBase):
             raise TypeError("on_token must be a callable taking a StoredToken")
         self.grant = grant
         self.account = account
-        self.store = store if store is not None else default_store(self._timer)
+        self.store = store if store is not None else self.cache.memory_store
         self._custom_store = store is not None
         self.on_token = on_token
         self.fingerprint = fingerprint(self.client_id, self._secret)
@@ -397,7 +397,12 @@ class CriteoAuth(AuthBase):
             return r
         token: Token | None
         own = r.headers.get("Authorization") if keep_authorization else None
-        if own is not None and own[:7].lower() == "bearer " and not self._is_dead(own):
+        if (
+            own is not None
+            and own[:7].lower() == "bearer "
+            and (self._token is None or own != self._token.header)  # not ours, on a hop
+            and not self._is_dead(own)
+        ):
             token = None  # the caller's own header, kept until Criteo refuses it
         else:
             token = self._token
@@ -406,7 +411,8 @@ class CriteoAuth(AuthBase):
             r.headers["Authorization"] = token.header
         if state is None:
             setattr(r, _STATE, _RequestState(self, token, r))
-            r.hooks["response"].append(self.handle_401)
+            # First, so that a session's own hooks (raise_for_status...) see the resend.
+            r.hooks["response"].insert(0, self.handle_401)
         else:
             state.auth = self
             state.token = token

@@ -6,8 +6,10 @@ does not: retrying 429s, which :class:`~requests_criteo.CriteoRetry` does.
 
 Criteo allows client-credentials apps 250 calls a minute, and 40 a minute on reporting
 endpoints. Running into the limit costs a 429 and a wait; pacing calls costs only the
-wait. The limiter spaces calls evenly (one every ``60 / per_minute`` seconds, with a
-small burst allowance), which keeps any 60-second window under the budget.
+wait. The limiter spaces calls evenly, one every ``60 / per_minute`` seconds, which keeps
+any 60-second window within the budget. With ``burst=B`` a quiet limiter lets B calls go
+back to back, so a window may then hold up to ``per_minute + B - 1`` calls: keep the
+default ``burst=1`` to stay strictly within Criteo's limits.
 """
 
 from __future__ import annotations

@@ -184,6 +184,17 @@ class MemoryTokenStore(TokenStore):
         with self._guard:
             self._tokens.clear()
 
+    def forget_access_tokens(self) -> None:
+        """Forget every access token; keep the refresh tokens."""
+        with self._guard:
+            for key, token in list(self._tokens.items()):
+                if token.refresh_token is None:
+                    del self._tokens[key]
+                elif token.access_token is not None:
+                    self._tokens[key] = StoredToken(
+                        None, token.lifetime, token.obtained_at, token.refresh_token
+                    )
+
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[None]:
         with self._guard:

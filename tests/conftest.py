@@ -95,9 +95,8 @@ def assert_no_secret(text: str, *secrets: str) -> None:
 def _fresh_shared_caches() -> Iterator[None]:
     """Tokens cached process-wide by one test must not serve the next."""
     yield
-    from requests_criteo import _cache, auth
+    from requests_criteo import _cache
 
     _cache.shared_cache().clear()
+    _cache.shared_cache().memory_store.clear()
     _cache._BY_TIMER.clear()
-    auth.default_store().clear()
-    auth._STORES_BY_TIMER.clear()
