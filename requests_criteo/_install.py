@@ -5,6 +5,9 @@ What lives here: the process-wide switch that wraps ``requests.Session.send``, s
 requests to the Criteo origins decorated by a :class:`~requests_criteo.CriteoAuth`.
 What does not: the decoration itself (``CriteoAuth.apply``).
 
+It also wraps ``Session.rebuild_auth`` to note where each redirect came from, so that a
+redirect from another site into Criteo is not given a token.
+
 Why ``Session.send``: ``requests.get`` and friends build a ``Session`` and call its
 ``send``; so does every session, including subclasses and sessions made before
 ``install()``, and including each hop of a redirect. Wrapping that one method reaches all
@@ -20,7 +23,7 @@ from typing import Any
 
 import requests
 
-from .auth import CriteoAuth
+from .auth import CriteoAuth, note_redirect
 
 __all__ = ["Installation", "install", "installed", "uninstall"]
 
@@ -31,11 +34,21 @@ _stack: list[CriteoAuth] = []
 _original_send: Any = None
 
 
+_original_rebuild_auth: Any = None
+
+
 def _send(self: requests.Session, request: requests.PreparedRequest, **kwargs: Any) -> Any:
     stack = _stack
     if stack:
         stack[-1].apply(request, keep_authorization=True)
     return _original_send(self, request, **kwargs)
+
+
+def _rebuild_auth(
+    self: requests.Session, prepared_request: requests.PreparedRequest, response: Any
+) -> None:
+    _original_rebuild_auth(self, prepared_request, response)
+    note_redirect(prepared_request, response)
 
 
 class Installation:
@@ -88,11 +101,14 @@ def install(auth: CriteoAuth | None = None) -> Installation:
         auth = CriteoAuth.from_env()
     if not isinstance(auth, CriteoAuth):
         raise TypeError(f"install() needs a CriteoAuth, not {type(auth).__name__}")
-    global _original_send
+    global _original_send, _original_rebuild_auth
     with _lock:
         if requests.Session.send is not _send:
             _original_send = requests.Session.send
             requests.Session.send = _send  # type: ignore[method-assign]
+        if requests.Session.rebuild_auth is not _rebuild_auth:
+            _original_rebuild_auth = requests.Session.rebuild_auth
+            requests.Session.rebuild_auth = _rebuild_auth  # type: ignore[method-assign,assignment]
         _stack.append(auth)
     return Installation(auth)
 
@@ -117,3 +133,5 @@ def installed() -> CriteoAuth | None:
 def _restore() -> None:
     if requests.Session.send is _send:
         requests.Session.send = _original_send  # type: ignore[method-assign]
+    if requests.Session.rebuild_auth is _rebuild_auth:
+        requests.Session.rebuild_auth = _original_rebuild_auth  # type: ignore[method-assign]

@@ -15,6 +15,7 @@ limiter that paces calls under the documented budgets.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,11 +24,11 @@ from requests.adapters import HTTPAdapter
 from requests.utils import default_user_agent
 from urllib3.util.retry import Retry
 
-from .auth import USER_AGENT, CriteoAuth
+from .auth import USER_AGENT, CriteoAuth, note_redirect, replay_position
 from .ratelimit import RateLimiter, is_reporting
 from .retry import CriteoRetry
 
-__all__ = ["CriteoAdapter", "session"]
+__all__ = ["CriteoAdapter", "CriteoSession", "mount", "session"]
 
 _REQUESTS_USER_AGENT = default_user_agent()
 # For bodies that cannot be sent twice: urllib3 would resend an exhausted generator empty.
@@ -40,10 +41,6 @@ def _limiter(value: float | RateLimiter | None, name: str) -> RateLimiter | None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be calls per minute (a number) or a RateLimiter")
     return RateLimiter(value)
-
-
-def _replayable(body: object) -> bool:
-    return body is None or isinstance(body, (bytes, str)) or hasattr(body, "seek")
 
 
 class CriteoAdapter(HTTPAdapter):
@@ -123,8 +120,14 @@ class CriteoAdapter(HTTPAdapter):
     def max_retries(self, value: Retry) -> None:
         self._max_retries = value
 
-    def send(  # type: ignore[override]
-        self, request: requests.PreparedRequest, **kwargs: Any
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
         """Authenticate *request* if it is for a Criteo origin, pace it, then send it."""
         url = request.url
@@ -137,13 +140,55 @@ class CriteoAdapter(HTTPAdapter):
                 limiter = self.reporting_limiter
             if limiter is not None:
                 limiter.acquire()
-        if _replayable(request.body):
-            return super().send(request, **kwargs)
-        self._local.retries = _NO_RETRIES
+        replayable = replay_position(request.body)[0]
+        if not replayable:
+            self._local.retries = _NO_RETRIES
         try:
-            return super().send(request, **kwargs)
+            return super().send(request, stream, timeout, verify, cert, proxies)
         finally:
-            self._local.retries = None
+            if not replayable:
+                self._local.retries = None
+
+
+def mount(session: requests.Session, auth: CriteoAuth, **adapter_options: Any) -> CriteoAdapter:
+    """Mount a :class:`CriteoAdapter` on *session* for each of *auth*'s origins, safely.
+
+    Better than ``session.mount(...)`` by hand: the prefixes end with ``/``, and the
+    session is taught to note where each redirect came from, so that a redirect from
+    another site into Criteo is not given a token (a bare mounted adapter cannot tell a
+    redirect hop from a request of your own)::
+
+        requests_criteo.mount(session, CriteoAuth(client_id, client_secret), rate_limit=250)
+
+    :param adapter_options: keyword arguments of :class:`CriteoAdapter`.
+    :returns: the adapter.
+    """
+    adapter = CriteoAdapter(auth, **adapter_options)
+    for origin in auth.api_origins:
+        session.mount(origin + "/", adapter)
+    original = session.rebuild_auth
+    if not isinstance(session, CriteoSession) and not getattr(original, "_criteo", False):
+
+        def rebuild_auth(prepared_request: requests.PreparedRequest, response: Any) -> None:
+            original(prepared_request, response)  # type: ignore[no-untyped-call]
+            note_redirect(prepared_request, response)
+
+        rebuild_auth._criteo = True  # type: ignore[attr-defined]
+        session.rebuild_auth = rebuild_auth  # type: ignore[method-assign]
+    return adapter
+
+
+class CriteoSession(requests.Session):
+    """The ``requests.Session`` that :func:`session` returns: it notes redirect chains.
+
+    Exactly a ``requests.Session`` but for ``rebuild_auth``, which also records where each
+    redirect hop came from, so that a redirect from another site into Criteo gets no token.
+    Being a class (not a patched instance), it keeps that through pickling.
+    """
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: Any) -> None:
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+        note_redirect(prepared_request, response)
 
 
 def session(
@@ -179,8 +224,6 @@ def session(
         raise TypeError("pass both client_id and client_secret, or neither (environment)")
     else:
         auth = CriteoAuth(client_id, client_secret, **options)
-    adapter = CriteoAdapter(auth, **adapter_options)
-    s = requests.Session()
-    for origin in auth.api_origins:
-        s.mount(origin + "/", adapter)
+    s = CriteoSession()
+    mount(s, auth, **adapter_options)
     return s

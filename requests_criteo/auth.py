@@ -127,6 +127,20 @@ class _RequestState:
         return True
 
 
+_CHAIN = "_criteo_chain"
+
+
+def note_redirect(prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+    """Record on a redirect hop the URLs it came through (``Session.rebuild_auth`` calls it).
+
+    :meth:`CriteoAuth.apply` gives no token to a hop whose chain left the Criteo origins: a
+    redirect from another site into Criteo must not arrive authenticated.
+    """
+    previous = response.request
+    chain = (*getattr(previous, _CHAIN, ()), previous.url or "")
+    setattr(prepared_request, _CHAIN, chain)
+
+
 def _check_credential(name: str, value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(
@@ -392,6 +406,9 @@ class CriteoAuth(AuthBase):
             or (url.startswith(self.token_url) and self.is_token_url(url))
         ):
             return r
+        chain: tuple[str, ...] | None = getattr(r, _CHAIN, None)
+        if chain is not None and not all(u.startswith(self._prefixes) for u in chain):
+            return r  # a redirect hop that came from another site
         state: _RequestState | None = getattr(r, _STATE, None)
         if state is not None and (keep_authorization or state.resent):
             return r
