@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from oauthlib.oauth2 import BackendApplicationClient, WebApplicationClient
 
 from ._cache import Timer, Token, margin_for
-from ._token import TokenEndpoint
+from ._token import Secret, Secrets, TokenEndpoint
 from .exceptions import ConsentRequiredError, CriteoAuthError, TokenRequestError
 from .stores import StoredToken, TokenStore
 
@@ -64,7 +64,7 @@ class TokenSource:
         on_token: Callable[[StoredToken], object] | None,
     ) -> None:
         self.client_id = client_id
-        self._secret = client_secret
+        self._secret = Secret(client_secret)
         self.grant = grant
         self.key = key
         self.store = store
@@ -90,11 +90,13 @@ class TokenSource:
                 log.debug("token for client %s taken from the store", self.client_id)
                 return token
             if self.grant == CLIENT_CREDENTIALS:
-                body = BackendApplicationClient(self.client_id).prepare_request_body(
-                    include_client_id=True, client_secret=self._secret
+                body = Secret(
+                    BackendApplicationClient(self.client_id).prepare_request_body(
+                        include_client_id=True, client_secret=self._secret
+                    )
                 )
                 return self._request(body, [self._secret], retry=True, used_refresh=None)
-            refresh = stored.refresh_token if stored is not None else None
+            refresh = Secret(stored.refresh_token) if stored and stored.refresh_token else None
             if refresh and not self.store.may_refresh(self.key):
                 return self._last_resort(stored)
             if not refresh:
@@ -102,22 +104,28 @@ class TokenSource:
                     f"no refresh token for client {self.client_id!r} in {self.store!r}: "
                     "exchange an authorization code first (criteo-auth authorize)"
                 )
-            body = WebApplicationClient(self.client_id).prepare_refresh_body(
-                refresh_token=refresh, client_id=self.client_id, client_secret=self._secret
+            body = Secret(
+                WebApplicationClient(self.client_id).prepare_refresh_body(
+                    refresh_token=refresh, client_id=self.client_id, client_secret=self._secret
+                )
             )
             log.debug("refreshing the token of client %s", self.client_id)
             return self._request(body, [self._secret, refresh], retry=False, used_refresh=refresh)
 
     def exchange(self, code: str, redirect_uri: str, code_verifier: str | None) -> Token:
         """Exchange an authorization code, once: a code cannot be used twice."""
-        body = WebApplicationClient(self.client_id).prepare_request_body(
-            code=code,
-            redirect_uri=redirect_uri,
-            code_verifier=code_verifier,
-            client_secret=self._secret,
-            include_client_id=True,
+        code = Secret(code)
+        code_verifier = Secret(code_verifier) if code_verifier else None
+        body = Secret(
+            WebApplicationClient(self.client_id).prepare_request_body(
+                code=code,
+                redirect_uri=redirect_uri,
+                code_verifier=code_verifier,
+                client_secret=self._secret,
+                include_client_id=True,
+            )
         )
-        secrets = [s for s in (self._secret, code, code_verifier) if s]
+        secrets = Secrets(s for s in (self._secret, code, code_verifier) if s)
         with self.store.lock(self.key):
             return self._request(body, secrets, retry=False, used_refresh=None)
 
@@ -166,7 +174,7 @@ class TokenSource:
         )
 
     def _request(
-        self, body: str, secrets: list[str], *, retry: bool, used_refresh: str | None
+        self, body: str, secrets: Sequence[str], *, retry: bool, used_refresh: str | None
     ) -> Token:
         before = self.store.clock()
         try:

@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -31,7 +32,7 @@ from requests.auth import AuthBase
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from ._cache import Token, lifetime_from
-from .exceptions import InvalidTokenResponse, TokenRequestError
+from .exceptions import CriteoAuthError, InvalidTokenResponse, TokenRequestError
 from .retry import CriteoRetry
 
 log = logging.getLogger("requests_criteo")
@@ -41,6 +42,27 @@ MAX_TOKEN_BODY = 64 * 1024
 #: A token must be visible ASCII without spaces to go in an ``Authorization`` header.
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 _SHORT = 200
+
+
+class Secret(str):
+    """A string whose ``repr`` is ``'[secure]'``: secrets in frame locals stay unseen.
+
+    Error reporters that capture a traceback's local variables print them with ``repr``.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'[secure]'"
+
+
+class Secrets(tuple[str, ...]):
+    """A tuple of secrets whose ``repr`` hides them."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} secrets [secure]>"
 
 
 class _NoAuth(AuthBase):
@@ -130,7 +152,7 @@ class TokenEndpoint:
         self,
         body: str,
         *,
-        secrets: list[str],
+        secrets: Sequence[str],
         timer: Callable[[], float],
         retry: bool = True,
     ) -> Token:
@@ -143,6 +165,8 @@ class TokenEndpoint:
             authorization code, a rotating refresh token): only a 429, which Criteo did
             not execute, and a connection that could not be made are retried.
         """
+        # Wrapped so that a traceback's frame locals show "[secure]", not the secret.
+        body, hidden = Secret(body), Secrets(secrets)
         start = self.clock()
         # A token request changes nothing on the server: any method may be retried.
         # 500 too: a token endpoint that fails once is worth a second try.
@@ -151,37 +175,39 @@ class TokenEndpoint:
         attempt = 0
         while True:
             attempt += 1
-            obtained_at = timer()
             remaining = self.deadline - (self.clock() - start)
-            timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
-            response: requests.Response | None = None
-            try:
-                response = self._send(body, timeout)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                failure = f"could not reach the token endpoint ({type(exc).__name__})"
-                if not retry and not _never_sent(exc):
-                    raise TokenRequestError(failure) from None
-                error: Exception | None = exc
+            if remaining <= 0:
+                raise TokenRequestError(
+                    f"no token after {attempt - 1} attempts within the {self.deadline:g} s deadline"
+                )
+            obtained_at = timer()
+            outcome = self._attempt(body, remaining)
+            if isinstance(outcome, Exception):
+                # Raised here, outside any except block, so that the exception carries no
+                # __context__ leading back to the request and its form.
+                failure = f"could not reach the token endpoint ({type(outcome).__name__})"
+                if isinstance(outcome, CriteoAuthError):
+                    raise outcome
+                if not retry and not _never_sent(outcome):
+                    raise TokenRequestError(failure)
+                response, error = None, outcome
             else:
+                response, answer = outcome
+                error = None
                 status = response.status_code
                 if status < 300:
-                    answer = self._read(response, start)
-                    return self._token(answer, status, obtained_at, secrets)
+                    return self._token(answer, status, obtained_at, hidden)
                 if 300 <= status < 400:
-                    response.close()
                     raise TokenRequestError(
                         f"the token endpoint answered a redirect (HTTP {status}); it was not "
                         "followed, so the client secret went nowhere else. Check token_url.",
                         status_code=status,
                     )
-                retryable = policy.is_retry("POST", status) and (retry or status == 429)
-                if not retryable:
-                    answer = self._read(response, start)
-                    raise self._refusal(answer, status, secrets)
-                response.close()
+                if not (policy.is_retry("POST", status) and (retry or status == 429)):
+                    raise self._refusal(answer, status, hidden)
                 failure = f"the token endpoint answered HTTP {status}"
-                error = None
             wait = self._next_wait(policy, response, error)
+            status_code = response.status_code if response is not None else None
             try:
                 policy = policy.increment(
                     method="POST",
@@ -190,21 +216,60 @@ class TokenEndpoint:
                     error=error,
                 )
             except MaxRetryError:
+                exhausted = True
+            else:
+                exhausted = False
+            if exhausted:
                 raise TokenRequestError(
-                    f"{failure}; gave up after {attempt} attempts",
-                    status_code=response.status_code if response is not None else None,
-                ) from None
+                    f"{failure}; gave up after {attempt} attempts", status_code=status_code
+                )
             wait = policy.get_backoff_time() if wait is None else wait
             remaining = self.deadline - (self.clock() - start)
             if wait >= remaining:
                 raise TokenRequestError(
                     f"{failure}; gave up after {attempt} attempts: the next one would pass "
                     f"the {self.deadline:g} s deadline",
-                    status_code=response.status_code if response is not None else None,
+                    status_code=status_code,
                 )
             log.info("token request failed (%s); attempt %d in %.2f s", failure, attempt + 1, wait)
             if wait > 0:
                 policy.sleep_func(wait)
+
+    def _attempt(self, body: str, remaining: float) -> tuple[requests.Response, bytes] | Exception:
+        """One request and its capped answer, in a worker thread bounded by *remaining*.
+
+        The read timeout restarts with every byte, so an endpoint that trickles its answer
+        could hold a caller far past the deadline; the worker is abandoned instead (it ends
+        by its own timeouts), the deadline holds, and the threads waiting for this token
+        are released. Returns the exception (not raised) on failure.
+        """
+        timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
+        done = threading.Event()
+        outcome: list[tuple[requests.Response, bytes] | Exception] = []
+
+        def run() -> None:
+            try:
+                response = self._send(body, timeout)
+                outcome.append((response, self._read(response)))
+            except Exception as exc:  # handed to the caller's thread
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=run, name="requests-criteo-token", daemon=True)
+        worker.start()
+        if not done.wait(remaining):
+            return TokenRequestError(
+                f"the token endpoint did not answer within the {self.deadline:g} s deadline"
+            )
+        result = outcome[0]
+        if isinstance(result, (requests.ConnectionError, requests.Timeout, CriteoAuthError)):
+            return result
+        if isinstance(result, Exception):  # anything else reading the answer
+            return TokenRequestError(
+                f"reading the token endpoint's answer failed ({type(result).__name__})"
+            )
+        return result
 
     def _send(self, body: str, timeout: tuple[float, float]) -> requests.Response:
         """One POST, straight to the transport adapter.
@@ -247,12 +312,23 @@ class TokenEndpoint:
             return None
         return policy.get_retry_after(response.raw)
 
-    def _read(self, response: requests.Response, start: float) -> bytes:
-        """The body of *response*, refusing more than :data:`MAX_TOKEN_BODY` or a trickle."""
+    @staticmethod
+    def _read(response: requests.Response) -> bytes:
+        """The body of *response*, refusing more than :data:`MAX_TOKEN_BODY`.
+
+        A body not read to its end has its connection closed, never handed back to the
+        pool half-read.
+        """
         chunks: list[bytes] = []
         size = 0
+        finished = False
         try:
-            declared = int(response.headers.get("Content-Length", "0"))
+            try:
+                declared = int(response.headers.get("Content-Length", "0"))
+            except ValueError:
+                raise InvalidTokenResponse(
+                    "the token endpoint sent an invalid Content-Length"
+                ) from None
             if declared > MAX_TOKEN_BODY:
                 raise InvalidTokenResponse(
                     f"the token endpoint's answer is {declared} bytes, more than the "
@@ -261,6 +337,7 @@ class TokenEndpoint:
             while True:
                 chunk = response.raw.read1(8192, decode_content=True)
                 if not chunk:
+                    finished = True
                     break
                 chunks.append(chunk)
                 size += len(chunk)
@@ -269,24 +346,9 @@ class TokenEndpoint:
                         f"the token endpoint's answer is larger than {MAX_TOKEN_BODY} bytes, "
                         "more than a token answer can be; reading stopped"
                     )
-                if self.clock() - start > self.deadline:
-                    raise TokenRequestError(
-                        f"the token endpoint's answer was still arriving after the "
-                        f"{self.deadline:g} s deadline; reading stopped",
-                        status_code=response.status_code,
-                    )
-        except ValueError:
-            raise InvalidTokenResponse(
-                "the token endpoint sent an invalid Content-Length"
-            ) from None
-        except requests.RequestException:
-            raise
-        except Exception as exc:  # urllib3 protocol and timeout errors while reading
-            raise TokenRequestError(
-                f"reading the token endpoint's answer failed ({type(exc).__name__})",
-                status_code=response.status_code,
-            ) from None
         finally:
+            if not finished:
+                response.raw.close()
             response.close()
         return b"".join(chunks)
 
@@ -297,7 +359,7 @@ class TokenEndpoint:
         except (UnicodeDecodeError, ValueError):
             return None
 
-    def _refusal(self, body: bytes, status: int, secrets: list[str]) -> TokenRequestError:
+    def _refusal(self, body: bytes, status: int, secrets: Sequence[str]) -> TokenRequestError:
         data = self._json(body)
         error = description = trace_id = None
         if isinstance(data, dict):
@@ -321,7 +383,7 @@ class TokenEndpoint:
             trace_id=trace_id,
         )
 
-    def _token(self, body: bytes, status: int, obtained_at: float, secrets: list[str]) -> Token:
+    def _token(self, body: bytes, status: int, obtained_at: float, secrets: Sequence[str]) -> Token:
         data = self._json(body)
         if not isinstance(data, dict):
             kind = (

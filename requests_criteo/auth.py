@@ -34,7 +34,7 @@ from . import _origins
 from .__version__ import __version__
 from ._cache import Timer, Token, TokenCache, shared_cache
 from ._source import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, TokenSource, store_key
-from ._token import TokenEndpoint
+from ._token import Secret, TokenEndpoint
 from .exceptions import CriteoAuthError, MissingCredentialsError
 from .retry import CriteoRetry
 from .stores import StoredToken, TokenStore
@@ -222,9 +222,13 @@ class CriteoAuth(AuthBase):
         account: str = "default",
     ) -> None:
         self.client_id = _check_credential("client_id", client_id)
-        self._secret = _check_credential("client_secret", client_secret)
+        self._secret = Secret(_check_credential("client_secret", client_secret))
         token_origin, _ = _origins.parse_origin(token_url, what="token_url", allow_path=True)
         self.token_url = token_url
+        # As requests prepares it (host lower-cased, escapes normalised): what apply() sees.
+        prepared = requests.PreparedRequest()
+        prepared.prepare_url(token_url, None)
+        self._token_url = prepared.url or token_url
         if api_origins is None:
             origins = [token_origin]
         else:
@@ -403,7 +407,7 @@ class CriteoAuth(AuthBase):
         if (
             url is None
             or not url.startswith(self._prefixes)
-            or (url.startswith(self.token_url) and self.is_token_url(url))
+            or (url.startswith(self._token_url) and self.is_token_url(url))
         ):
             return r
         chain: tuple[str, ...] | None = getattr(r, _CHAIN, None)
@@ -453,7 +457,7 @@ class CriteoAuth(AuthBase):
 
     def is_token_url(self, url: str) -> bool:
         """Whether *url* is this auth's token endpoint, which never gets a bearer token."""
-        return url.split("?", 1)[0] == self.token_url
+        return url.split("?", 1)[0] in (self._token_url, self.token_url)
 
     def token(self) -> Token:
         """A usable token, fetched only when none is cached (one fetch however many ask).
@@ -615,10 +619,15 @@ def _release(r: requests.Response) -> None:
     would wait forever for the connection the 401 still holds.
     """
     if not r._content_consumed:  # type: ignore[attr-defined]
+        whole = False
         try:
-            data = r.raw.read(MAX_401_BODY, decode_content=True) if r.raw is not None else b""
+            data = r.raw.read(MAX_401_BODY + 1, decode_content=True) if r.raw is not None else b""
+            whole = len(data) <= MAX_401_BODY
         except Exception:  # a broken 401 body must not stop the resend
             data = b""
-        r._content = data or b""
+        if not whole and r.raw is not None:
+            # Not read to its end: close the connection rather than hand it back half-read.
+            r.raw.close()
+        r._content = (data or b"")[:MAX_401_BODY]
         r._content_consumed = True  # type: ignore[attr-defined]
     r.close()

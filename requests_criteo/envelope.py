@@ -93,9 +93,23 @@ class Envelope:
         return bool(self.errors or self.warnings)
 
 
-def _body(response: requests.Response) -> Any:
+def _body(response: requests.Response, *, may_read: bool) -> Any:
+    """The JSON of *response*'s body, reading at most MAX_ENVELOPE_BODY of a stream.
+
+    A stream not yet read is read (capped) only when *may_read*: :func:`envelope` must not
+    eat a body the caller is streaming, :func:`raise_for_status` may (it is an error).
+    """
     try:
-        content = response.content
+        if response._content_consumed:  # type: ignore[attr-defined]
+            content = response.content
+        elif not may_read or response.raw is None:
+            return None
+        else:
+            content = response.raw.read(MAX_ENVELOPE_BODY + 1, decode_content=True) or b""
+            if len(content) > MAX_ENVELOPE_BODY:
+                response.raw.close()  # the rest is not worth reading
+            response._content = content[: MAX_ENVELOPE_BODY + 1]
+            response._content_consumed = True  # type: ignore[attr-defined]
     except Exception:  # a body that cannot be read is a body without an envelope
         return None
     if not content or len(content) > MAX_ENVELOPE_BODY:
@@ -109,13 +123,19 @@ def _body(response: requests.Response) -> Any:
 def envelope(response: requests.Response) -> Envelope:
     """Read Criteo's ``errors`` and ``warnings`` from *response*, whatever its status.
 
+    A ``stream=True`` response whose body has not been read gives an empty envelope: the
+    body is the caller's to stream. A body over 1 MiB is not parsed.
+
     ::
 
         r = session.post(url, json=payload)
         for warning in requests_criteo.envelope(r).warnings:
             log.warning("Criteo: %s", warning)
     """
-    data = _body(response)
+    return _envelope(_body(response, may_read=False))
+
+
+def _envelope(data: object) -> Envelope:
     if not isinstance(data, dict):
         return Envelope()
 
@@ -141,7 +161,7 @@ def raise_for_status(response: requests.Response) -> requests.Response:
     """
     if response.status_code < 400:
         return response
-    found = envelope(response)
+    found = _envelope(_body(response, may_read=True))
     raise CriteoAPIError(
         _summary(response, found),
         response=response,

@@ -166,7 +166,8 @@ class CriteoAPIError(HTTPError):
 
     :ivar errors: the parsed ``errors`` (:class:`~requests_criteo.Problem` objects).
     :ivar warnings: the parsed ``warnings``.
-    :ivar response: the response, as on every requests exception.
+    :ivar response: the response, as on every requests exception; ``None`` once pickled
+        (a pickle carries no token and no body).
     """
 
     def __init__(
@@ -180,11 +181,19 @@ class CriteoAPIError(HTTPError):
         super().__init__(message, response=response)
         self.errors: list[Problem] = list(errors or [])
         self.warnings: list[Problem] = list(warnings or [])
+        self._status_code = response.status_code if response is not None else None
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # The response (its request's Authorization header, its body) stays out of pickles.
+        return (
+            _rebuild_api_error,
+            (type(self), str(self), self.errors, self.warnings, self._status_code),
+        )
 
     @property
     def status_code(self) -> int | None:
-        """The HTTP status of the response."""
-        return self.response.status_code if self.response is not None else None
+        """The HTTP status of the response (kept when the exception is pickled)."""
+        return self._status_code
 
     @property
     def code(self) -> str | None:
@@ -195,3 +204,15 @@ class CriteoAPIError(HTTPError):
     def trace_id(self) -> str | None:
         """The first error's trace id, for Criteo's support."""
         return self.errors[0].trace_id if self.errors else None
+
+
+def _rebuild_api_error(
+    cls: type[CriteoAPIError],
+    message: str,
+    errors: list[Problem],
+    warnings: list[Problem],
+    status_code: int | None,
+) -> CriteoAPIError:
+    error = cls(message, errors=errors, warnings=warnings)
+    error._status_code = status_code
+    return error
