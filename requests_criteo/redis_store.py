@@ -227,7 +227,6 @@ class RedisTokenStore(TokenStore):
                 timeout=self.lock_ttl,
                 blocking_timeout=self.lock_timeout,
                 thread_local=False,
-                raise_on_release_error=False,
             )
             try:
                 acquired = lock.acquire()
