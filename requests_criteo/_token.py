@@ -252,6 +252,9 @@ class TokenEndpoint:
                 response = self._send(body, timeout)
                 outcome.append((response, self._read(response)))
             except Exception as exc:  # handed to the caller's thread
+                if isinstance(exc, requests.RequestException):
+                    exc.request = None  # its body is the form, client secret included
+                    exc.response = None
                 outcome.append(exc)
             finally:
                 done.set()

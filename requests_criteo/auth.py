@@ -439,6 +439,32 @@ class CriteoAuth(AuthBase):
             state.token = token
         return r
 
+    def _adopt(self, request: requests.PreparedRequest) -> _RequestState | None:
+        """The state of a redirect hop that carries our token, or ``None``.
+
+        requests copies a request for each redirect hop without our state, keeping the
+        ``Authorization`` header on a same-host hop. A hop that stayed on the Criteo origins
+        and carries this auth's current token is ours to refresh and resend. Its body is
+        replayable only from the position requests itself recorded.
+        """
+        url = request.url
+        token = self._token
+        if url is None or token is None or not url.startswith(self._prefixes):
+            return None
+        chain: tuple[str, ...] = getattr(request, _CHAIN, ())
+        if not all(u.startswith(self._prefixes) for u in chain):
+            return None
+        if request.headers.get("Authorization") != token.header:
+            return None
+        state = _RequestState(self, token, request)
+        if state.body_position is not None:
+            recorded = getattr(request, "_body_position", None)
+            if isinstance(recorded, int):
+                state.body_position = recorded
+            else:
+                state.replayable, state.body_position = False, None
+        return state
+
     def _is_dead(self, header: str) -> bool:
         return _digest(header) in self._dead
 
@@ -499,6 +525,8 @@ class CriteoAuth(AuthBase):
             return r
         request = r.request
         state: _RequestState | None = getattr(request, _STATE, None)
+        if state is None:
+            state = self._adopt(request)  # a same-origin redirect hop of ours, perhaps
         if state is None or state.resent or request.url is None:
             return r
         auth = state.auth
