@@ -45,7 +45,10 @@ from types import TracebackType
 from typing import Any, Final, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["FakeCriteo", "SeenRequest"]
+__all__ = ["CRITEO_TOKEN_URL", "FakeCriteo", "SeenRequest", "add_token_endpoint"]
+
+#: Criteo's real token endpoint, which :func:`add_token_endpoint` mocks by default.
+CRITEO_TOKEN_URL: Final = "https://api.criteo.com/oauth2/token"  # noqa: S105 - a URL
 
 TOKEN_PATH: Final = "/oauth2/token"  # noqa: S105 - a path, not a password
 """Path of the token endpoint (the same on Criteo: it carries no version)."""
@@ -1267,6 +1270,41 @@ class FakeCriteo:
         with self._lock:
             self._responses[key] = _Canned(status, data, header_items, authorize)
 
+    def set_error(
+        self,
+        path: str,
+        *,
+        status: int = 403,
+        code: str = "insufficient-advertisers-permissions",
+        title: str = "The application lacks the permissions for this advertiser",
+        error_type: str = "authorization",
+        detail: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        method: str | None = None,
+    ) -> None:
+        """Answer *path* with Criteo's error envelope (after the token check).
+
+        A shortcut for :meth:`set_response` with a body in Criteo's shape
+        (``{"errors": [{"traceId", "type", "code", "instance", "title"...}]}``)::
+
+            fake.set_error("/2025-10/retail-media/accounts")                 # a 403
+            fake.set_error("/2025-10/statistics/report", status=400,
+                           code="required-field", title="startDate is required",
+                           error_type="validation")
+        """
+        error: dict[str, str] = {
+            "traceId": str(uuid.uuid4()),
+            "type": error_type,
+            "code": code,
+            "instance": _split_path(path),
+            "title": title,
+        }
+        if detail is not None:
+            error["detail"] = detail
+        self.set_response(
+            path, status=status, json={"errors": [error]}, headers=headers, method=method
+        )
+
     def clear_responses(self) -> None:
         """Forget every canned answer."""
         with self._lock:
@@ -1404,3 +1442,40 @@ class FakeCriteo:
     def _canned(self, path: str, method: str) -> _Canned | None:
         with self._lock:
             return self._responses.get((path, method.upper())) or self._responses.get((path, None))
+
+
+def add_token_endpoint(
+    rsps: Any,
+    *,
+    token_url: str = CRITEO_TOKEN_URL,
+    expires_in: float = 900,
+) -> Any:
+    """Register Criteo's token endpoint on a ``responses.RequestsMock``: no sockets.
+
+    Each token request gets a new token (``"fake-token-1"``, ``"fake-token-2"``...) with
+    the given ``expires_in``; the registered response is returned, so that a test can
+    count the token requests with its ``call_count``::
+
+        with responses.RequestsMock() as rsps:
+            token_route = add_token_endpoint(rsps)
+            rsps.get("https://api.criteo.com/2025-10/retail-media/me", json={"data": {}})
+            requests.get(url, auth=CriteoAuth(client_id, client_secret))
+            assert token_route.call_count == 1
+
+    The ``criteo_responses`` pytest fixture does this for you.
+    """
+    issued = iter(range(1, 1 << 62))
+    lock = threading.Lock()
+
+    def answer(request: Any) -> tuple[int, dict[str, str], str]:
+        with lock:
+            n = next(issued)
+        body = {
+            "access_token": f"fake-token-{n}",
+            "token_type": "Bearer",
+            "expires_in": _number(expires_in),
+            "refresh_token": None,
+        }
+        return 200, {"Cache-Control": "no-store"}, json.dumps(body)
+
+    return rsps.add_callback("POST", token_url, callback=answer, content_type="application/json")

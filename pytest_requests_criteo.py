@@ -1,0 +1,86 @@
+"""pytest fixtures for code that calls Criteo, registered by requests-criteo's entry point.
+
+Installing requests-criteo is enough: pytest loads this plugin, and any test can ask for
+
+* ``fake_criteo`` — a running :class:`requests_criteo.testing.FakeCriteo` on loopback, with
+  ``CRITEO_CLIENT_ID``, ``CRITEO_CLIENT_SECRET`` and ``CRITEO_TOKEN_URL`` set so that
+  ``requests_criteo.session()``, ``CriteoAuth.from_env()`` and ``install()`` talk to it;
+* ``criteo_responses`` — a ``responses.RequestsMock`` with Criteo's real token endpoint
+  already registered (no sockets), and the same credentials in the environment.
+
+Both start and end with an empty process-wide token cache, so tests do not see each
+other's tokens. This module lives outside the ``requests_criteo`` package, and imports it
+only when a fixture is used, so that merely having the plugin loaded costs nothing and
+does not import the library before a coverage tool starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    import responses
+
+    from requests_criteo.testing import FakeCriteo
+
+
+def _forget_tokens() -> None:
+    from requests_criteo import shared_cache
+
+    shared_cache().clear()
+    shared_cache().memory_store.clear()
+
+
+@pytest.fixture
+def fake_criteo(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCriteo]:
+    """A running FakeCriteo, with the environment pointing requests-criteo at it.
+
+    ::
+
+        def test_report(fake_criteo):
+            session = requests_criteo.session()          # credentials from the environment
+            r = session.get(fake_criteo.url + "/2025-10/retail-media/me")
+            assert r.status_code == 200
+            assert fake_criteo.token_requests == 1
+    """
+    from requests_criteo.testing import FakeCriteo
+
+    _forget_tokens()
+    with FakeCriteo() as fake:
+        monkeypatch.setenv("CRITEO_CLIENT_ID", FakeCriteo.CLIENT_ID)
+        monkeypatch.setenv("CRITEO_CLIENT_SECRET", FakeCriteo.CLIENT_SECRET)
+        monkeypatch.setenv("CRITEO_TOKEN_URL", fake.token_url)
+        for name in ("NO_PROXY", "no_proxy"):  # a proxy from the environment must not
+            monkeypatch.setenv(name, "127.0.0.1,localhost")  # stand between the two
+        yield fake
+    _forget_tokens()
+
+
+@pytest.fixture
+def criteo_responses(monkeypatch: pytest.MonkeyPatch) -> Iterator[responses.RequestsMock]:
+    """A ``responses`` mock with Criteo's token endpoint registered; no sockets.
+
+    Register the API answers your code expects; tokens are issued as Criteo would::
+
+        def test_report(criteo_responses):
+            criteo_responses.get("https://api.criteo.com/2025-10/retail-media/me", json={})
+            r = requests_criteo.session().get("https://api.criteo.com/2025-10/retail-media/me")
+            assert r.request.headers["Authorization"].startswith("Bearer ")
+    """
+    try:
+        import responses as responses_module
+    except ImportError:  # pragma: no cover - depends on the user's environment
+        pytest.fail("the criteo_responses fixture needs the 'responses' package")
+    from requests_criteo.testing import FakeCriteo, add_token_endpoint
+
+    _forget_tokens()
+    monkeypatch.setenv("CRITEO_CLIENT_ID", FakeCriteo.CLIENT_ID)
+    monkeypatch.setenv("CRITEO_CLIENT_SECRET", FakeCriteo.CLIENT_SECRET)
+    monkeypatch.delenv("CRITEO_TOKEN_URL", raising=False)
+    with responses_module.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        add_token_endpoint(rsps)
+        yield rsps
+    _forget_tokens()
