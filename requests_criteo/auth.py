@@ -410,10 +410,12 @@ class CriteoAuth(AuthBase):
             or (url.startswith(self._token_url) and self.is_token_url(url))
         ):
             return r
-        chain: tuple[str, ...] | None = getattr(r, _CHAIN, None)
+        # Our marks, read from __dict__: a getattr that misses costs an exception each call.
+        marks = r.__dict__
+        chain: tuple[str, ...] | None = marks.get(_CHAIN)
         if chain is not None and not all(u.startswith(self._prefixes) for u in chain):
             return r  # a redirect hop that came from another site
-        state: _RequestState | None = getattr(r, _STATE, None)
+        state: _RequestState | None = marks.get(_STATE)
         if state is not None and (keep_authorization or state.resent):
             return r
         token: Token | None
@@ -431,7 +433,7 @@ class CriteoAuth(AuthBase):
                 token = self.token()
             r.headers["Authorization"] = token.header
         if state is None:
-            setattr(r, _STATE, _RequestState(self, token, r))
+            marks[_STATE] = _RequestState(self, token, r)
             # First, so that a session's own hooks (raise_for_status...) see the resend.
             r.hooks["response"].insert(0, self.handle_401)
         else:
