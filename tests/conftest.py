@@ -9,6 +9,7 @@ import pytest
 import responses
 
 from requests_criteo import CriteoAuth, CriteoRetry, TokenCache
+from requests_criteo.testing import FakeCriteo
 
 TOKEN_URL = "https://api.criteo.com/oauth2/token"
 API = "https://api.criteo.com/2025-10"
@@ -16,6 +17,8 @@ ME = f"{API}/retail-media/me"
 # Sentinels: if any of these strings shows up in a log, repr or error, a test fails.
 SECRET = "s3cr3t+SENTINEL/secret=="
 TOKEN = "tok.SENTINEL-ACCESS.sig"
+#: The client the loopback fixture `fake` knows, with the SENTINEL secret.
+CLIENT_ID = "client-loopback"
 
 
 class FakeClock:
@@ -100,3 +103,33 @@ def _fresh_shared_caches() -> Iterator[None]:
     _cache.shared_cache().clear()
     _cache.shared_cache().memory_store.clear()
     _cache._BY_TIMER.clear()
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy from the environment may turn a loopback call into an outside one."""
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def fake(clock: FakeClock) -> Iterator[FakeCriteo]:
+    """Criteo on loopback: knows CLIENT_ID, whose secret is the SENTINEL; expiry on `clock`."""
+    with FakeCriteo(clients={CLIENT_ID: SECRET}, timer=clock) as server:
+        yield server
+
+
+@pytest.fixture
+def foreign(clock: FakeClock) -> Iterator[FakeCriteo]:
+    """Another origin (same host, its own port): must never see a token or a secret."""
+    with FakeCriteo(timer=clock) as server:
+        yield server

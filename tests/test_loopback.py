@@ -38,40 +38,15 @@ from requests_criteo import (
 from requests_criteo import auth as auth_module
 from requests_criteo.testing import FakeCriteo
 
-from .conftest import SECRET, FakeClock, Sleeps, assert_no_secret
+from .conftest import CLIENT_ID, SECRET, FakeClock, Sleeps, assert_no_secret
 
 V = "2025-10"
-CLIENT_ID = "client-loopback"
 ROOT = Path(__file__).resolve().parents[1]
 MAX_401_BODY = 64 * 1024
 T = TypeVar("T")
 
 
 # -- fixtures and helpers ----------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No proxy from the environment may turn a loopback call into an outside one."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("all_proxy", raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
-@pytest.fixture
-def fake(clock: FakeClock) -> Iterator[FakeCriteo]:
-    """Criteo: knows one client whose secret is the SENTINEL of conftest."""
-    with FakeCriteo(clients={CLIENT_ID: SECRET}, timer=clock) as server:
-        yield server
-
-
-@pytest.fixture
-def foreign(clock: FakeClock) -> Iterator[FakeCriteo]:
-    """Another origin (same host, its own port): must never see a token or a secret."""
-    with FakeCriteo(timer=clock) as server:
-        yield server
 
 
 @pytest.fixture

@@ -41,10 +41,9 @@ from requests_criteo.adapters import CriteoSession
 from requests_criteo.envelope import MAX_ENVELOPE_BODY
 from requests_criteo.testing import FakeCriteo
 
-from .conftest import SECRET, FakeClock, Sleeps, assert_no_secret
+from .conftest import CLIENT_ID, SECRET, FakeClock, Sleeps, assert_no_secret
 
 V = "2025-10"
-CLIENT_ID = "client-review"
 ORIGINAL_SEND = requests.Session.send
 ORIGINAL_REBUILD_AUTH = requests.Session.rebuild_auth
 WAYS = ["install", "session", "mount"]
@@ -55,29 +54,11 @@ WAYS = ["install", "session", "mount"]
 
 @pytest.fixture(autouse=True)
 def _loopback_and_uninstalled(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No proxy may turn a loopback call into an outside one; nothing stays installed."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("all_proxy", raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    """Nothing stays installed (conftest keeps proxies out of loopback calls)."""
     yield
     requests_criteo.uninstall()
     assert requests.Session.send is ORIGINAL_SEND
     assert requests.Session.rebuild_auth is ORIGINAL_REBUILD_AUTH
-
-
-@pytest.fixture
-def fake(clock: FakeClock) -> Iterator[FakeCriteo]:
-    """Criteo: knows one client whose secret is the SENTINEL of conftest."""
-    with FakeCriteo(clients={CLIENT_ID: SECRET}, timer=clock) as server:
-        yield server
-
-
-@pytest.fixture
-def foreign(clock: FakeClock) -> Iterator[FakeCriteo]:
-    """Another origin (same host, its own port): plays a site that redirects into Criteo."""
-    with FakeCriteo(timer=clock) as server:
-        yield server
 
 
 @pytest.fixture
