@@ -4,13 +4,11 @@
 block, named ``file:line``), in a fresh namespace holding only what a reader of the page
 has — their app's credentials and the few names the prose defines:
 
-==================================  ====================================================
-``client_id``, ``CLIENT_ID``        ``"my-client-id"``, an app's client id
-``client_secret``, ``CLIENT_SECRET``  ``"my+client/secret=="``, its secret
-``redirect_uri``, ``REDIRECT_URI``  ``"https://app.example/criteo/callback"``
-``url``                             ``"https://api.criteo.com/2025-10/retail-media/me"``
-``ids``                             three campaign ids
-==================================  ====================================================
+* ``client_id`` and ``CLIENT_ID``: ``"my-client-id"``, an app's client id;
+* ``client_secret`` and ``CLIENT_SECRET``: ``"my+client/secret=="``, its secret;
+* ``redirect_uri`` and ``REDIRECT_URI``: ``"https://app.example/criteo/callback"``;
+* ``url``: ``"https://api.criteo.com/2025-10/retail-media/me"``;
+* ``ids``: three campaign ids.
 
 ``CRITEO_CLIENT_ID`` and ``CRITEO_CLIENT_SECRET`` hold the same credentials (for
 ``install()``, ``session()`` and ``CriteoAuth.from_env()``); ``CRITEO_TOKEN_URL`` and the
