@@ -3,8 +3,8 @@
 Three ways in, from the smallest change to the most shared::
 
     requests.get(url, auth=CriteoAuth(client_id, client_secret))      # drop-in
-    session.mount("https://api.criteo.com/", CriteoAdapter(auth))     # shared session
-    s = requests_criteo.session(client_id, client_secret)             # ready-made session
+    requests_criteo.mount(session, auth)                              # your shared session
+    s = requests_criteo.session(client_id, client_secret)             # a ready-made one
 
 and for scripts that cannot be touched beyond two lines, ``requests_criteo.install()``.
 Tokens are cached process-wide and shared by threads; a 401 from Criteo causes one

@@ -246,7 +246,7 @@ def authorize(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
         verifier,
         store=store,
         account=args.account,
-        **({"token_url": args.token_url} if args.token_url else {}),
+        **_token_url_option(args),
     )
     out.write(
         f"\nTokens for client {auth.client_id} saved in {store.path} "
@@ -255,6 +255,14 @@ def authorize(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
         f"store=FileTokenStore({str(store.path)!r}), account={auth.account!r})\n"
     )
     return 0
+
+
+def _token_url_option(args: argparse.Namespace) -> dict[str, str]:
+    """``--token-url``, else ``CRITEO_TOKEN_URL``, as ``token`` and ``request`` read it."""
+    import os
+
+    token_url = args.token_url or os.environ.get("CRITEO_TOKEN_URL", "")
+    return {"token_url": token_url} if token_url else {}
 
 
 def _secret_from_env() -> str:
@@ -327,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the consent URL (with PKCE), read the URL the browser was sent "
         "back to (or the bare code) from stdin or an argument, check its state, exchange "
         "the code once, and save the access and refresh tokens in a token file. The client "
-        "secret comes from CRITEO_CLIENT_SECRET. Nothing secret is printed.",
+        "secret comes from CRITEO_CLIENT_SECRET (and the token endpoint from "
+        "CRITEO_TOKEN_URL when set). Nothing secret is printed.",
     )
     authorize_parser.add_argument(
         "--client-id", required=True, help="the app's client id (not secret)"

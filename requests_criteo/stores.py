@@ -4,7 +4,7 @@ What lives here: :class:`StoredToken` (what a store keeps), :class:`TokenStore` 
 interface), :class:`MemoryTokenStore` (process-wide, the default) and
 :class:`FileTokenStore` (one JSON file shared by the processes of a host). What does not:
 deciding when to fetch (:mod:`.auth`), the in-process cache of usable tokens
-(:mod:`._cache`), Redis (a later release).
+(:mod:`._cache`), Redis (:mod:`.redis_store`, which needs the ``redis`` extra).
 
 How an auth uses its store. The process-wide :class:`~requests_criteo.TokenCache` answers
 every request while its token is fresh, with no lock and no I/O. Only when it has no usable
