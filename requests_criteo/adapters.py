@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
 from requests.utils import default_user_agent
 from urllib3.util.retry import Retry
 
@@ -28,7 +29,7 @@ from .auth import USER_AGENT, CriteoAuth, note_redirect, replay_position
 from .ratelimit import RateLimiter, is_reporting
 from .retry import CriteoRetry
 
-__all__ = ["CriteoAdapter", "CriteoSession", "mount", "session"]
+__all__ = ["CriteoAdapter", "CriteoSession", "SessionAuth", "mount", "session"]
 
 _REQUESTS_USER_AGENT = default_user_agent()
 # For bodies that cannot be sent twice: urllib3 would resend an exhausted generator empty.
@@ -140,7 +141,8 @@ class CriteoAdapter(HTTPAdapter):
                 limiter = self.reporting_limiter
             if limiter is not None:
                 limiter.acquire()
-        replayable = replay_position(request.body)[0]
+        state = request.__dict__.get("_criteo_state")  # what apply() already worked out
+        replayable = state.replayable if state is not None else replay_position(request.body)[0]
         if not replayable:
             self._local.retries = _NO_RETRIES
         try:
@@ -178,12 +180,33 @@ def mount(session: requests.Session, auth: CriteoAuth, **adapter_options: Any) -
     return adapter
 
 
+class SessionAuth(AuthBase):
+    """The ``auth`` of the sessions :func:`session` makes: ``apply(keep_authorization=True)``.
+
+    Decorating at prepare time, as a session's ``auth``, spares requests two lookups it
+    makes on every call that has no auth (credentials in the URL, and ``~/.netrc``, which
+    it reads from disk each time), and keeps the adapter's rule that a caller's own
+    ``Bearer`` header is kept until Criteo refuses it. Requests to other hosts are left
+    as they are (without ``.netrc``).
+    """
+
+    def __init__(self, auth: CriteoAuth) -> None:
+        self.auth = auth
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return self.auth.apply(r, keep_authorization=True)
+
+    def __repr__(self) -> str:
+        return f"SessionAuth({self.auth!r})"
+
+
 class CriteoSession(requests.Session):
     """The ``requests.Session`` that :func:`session` returns: it notes redirect chains.
 
     Exactly a ``requests.Session`` but for ``rebuild_auth``, which also records where each
     redirect hop came from, so that a redirect from another site into Criteo gets no token.
-    Being a class (not a patched instance), it keeps that through pickling.
+    Being a class (not a patched instance), it keeps that through pickling. Its ``auth`` is
+    a :class:`SessionAuth`.
     """
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: Any) -> None:
@@ -226,4 +249,5 @@ def session(
         auth = CriteoAuth(client_id, client_secret, **options)
     s = CriteoSession()
     mount(s, auth, **adapter_options)
+    s.auth = SessionAuth(auth)
     return s
