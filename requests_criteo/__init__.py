@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from .__version__ import __version__
 from ._cache import DEFAULT_LIFETIME, MAX_LIFETIME, Token, TokenCache, shared_cache
 from ._install import Installation, install, installed, uninstall
-from .adapters import CriteoAdapter, mount, session
+from .adapters import CriteoAdapter, CriteoSession, SessionAuth, mount, session
 from .auth import DEFAULT_TOKEN_URL, USER_AGENT, CriteoAuth
 from .consent import ConsentRequest, code_from_redirect, consent_url
 from .envelope import Envelope, Problem, envelope, raise_for_status
@@ -59,6 +59,7 @@ __all__ = [
     "CriteoAuth",
     "CriteoAuthError",
     "CriteoRetry",
+    "CriteoSession",
     "Envelope",
     "FileTokenStore",
     "InsecureTransportError",
@@ -69,6 +70,7 @@ __all__ = [
     "Problem",
     "RateLimiter",
     "RedisTokenStore",
+    "SessionAuth",
     "StoredToken",
     "Token",
     "TokenCache",
