@@ -378,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
-        return demo()
+        return demo(sys.stdout)
     if args.command not in ("token", "request", "authorize"):
         parser.print_help(sys.stderr)
         return 2

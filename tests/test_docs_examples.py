@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import gc
 import inspect
+import io
 import ipaddress
 import json
 import os
@@ -440,40 +441,46 @@ def cli(tmp_path: Path) -> Iterator[CliRun]:
         yield CliRun(fake, tmp_path, env)
 
 
+class _Browser(io.StringIO):
+    """stdin for ``authorize``: consents at the URL it printed, returns the redirect."""
+
+    def __init__(self, fake: FakeCriteo, out: io.StringIO) -> None:
+        super().__init__()
+        self.fake, self.out = fake, out
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        shown = self.out.getvalue().splitlines()
+        consent = next(line.strip() for line in shown if FakeCriteo.CONSENT_URL in line)
+        return self.fake.consent_redirect(consent) + "\n"
+
+
 def _run(cli: CliRun, command: Command) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        cli.argv(command),
-        cwd=cli.cwd,
-        env=cli.env,
-        capture_output=True,
-        text=True,
-        timeout=SAMPLE_SECONDS,
-        check=False,
-    )
+    """The command line, run in this process (the subprocess path has its own test).
+
+    In-process keeps the shell samples fast; ``main()`` is what ``python -m
+    requests_criteo`` and ``criteo-auth`` call.
+    """
+    argv = cli.argv(command)
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        for name in [n for n in os.environ if n.startswith("CRITEO_")]:
+            mp.delenv(name)
+        for name, value in cli.env.items():
+            if name.startswith("CRITEO_"):
+                mp.setenv(name, value)
+        mp.chdir(cli.cwd)
+        mp.setattr(sys, "stdout", out)
+        mp.setattr(sys, "stderr", err)
+        mp.setattr(sys, "stdin", _Browser(cli.fake, out))
+        status = cli_main(argv[3:])
+    return subprocess.CompletedProcess(argv, status, out.getvalue(), err.getvalue())
 
 
 def _authorize(cli: CliRun, command: Command) -> tuple[int, str]:
     """Run ``authorize``, answering its consent URL with the fake's redirect."""
-    with subprocess.Popen(
-        cli.argv(command),
-        cwd=cli.cwd,
-        env=cli.env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
-        assert process.stdout is not None and process.stdin is not None
-        shown = []
-        for line in process.stdout:
-            shown.append(line)
-            if FakeCriteo.CONSENT_URL in line:
-                break
-        consent = shown[-1].strip()
-        assert consent.startswith(FakeCriteo.CONSENT_URL), "".join(shown)
-        out, err = process.communicate(cli.fake.consent_redirect(consent) + "\n", SAMPLE_SECONDS)
-    assert process.returncode == 0, err
-    return process.returncode, "".join(shown) + out
+    done = _run(cli, command)
+    assert done.returncode == 0, done.stderr
+    return done.returncode, done.stdout
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=[c.id for c in COMMANDS])

@@ -16,8 +16,6 @@ import io
 import json
 import logging
 import os
-import subprocess
-import sys
 import threading
 import time
 import traceback
@@ -705,25 +703,3 @@ def test_a_child_forked_while_another_thread_builds_an_auth_can_build_one(
         holder.join(5)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, "the child hung building a CriteoAuth"
-
-
-# -- the demo command -----------------------------------------------------------------------
-
-
-def test_the_demo_command_passes() -> None:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "requests_criteo", "demo"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "demo passed" in proc.stdout
-    assert "FAIL" not in proc.stdout

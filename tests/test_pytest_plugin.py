@@ -57,22 +57,21 @@ def test_criteo_responses_starts_clean_too(criteo_responses):
 """
 
 
-def test_a_users_project_gets_the_fixtures_with_no_conftest(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_user_code=USER_TESTS)
-    assert not (pytester.path / "conftest.py").exists()
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
-    result.assert_outcomes(passed=6)
-
-
-def test_the_plugin_does_not_import_the_library_until_used(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        test_nothing="""
+FIRST_COLLECTED = """
 import sys
 
+# Collected (imported) before test_user_code: the plugin alone must not have imported
+# the library, so that loading it costs nothing and a coverage tool sees every line.
+IMPORTED_BY_THE_PLUGIN = "requests_criteo" in sys.modules
 
-def test_not_imported():
-    assert "requests_criteo" not in sys.modules
+
+def test_the_plugin_imports_nothing_until_used():
+    assert not IMPORTED_BY_THE_PLUGIN
 """
-    )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
+
+
+def test_a_users_project_gets_the_fixtures_with_no_conftest(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_a_first=FIRST_COLLECTED, test_user_code=USER_TESTS)
+    assert not (pytester.path / "conftest.py").exists()
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(passed=7)
