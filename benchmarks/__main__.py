@@ -477,7 +477,7 @@ def run_processes_section(settings: Settings, report: Report) -> None:
     if skipped is None:
         assert binary is not None
         with tempfile.TemporaryDirectory(prefix="requests-criteo-redis-") as directory:
-            server = RedisServer(binary, directory).start()
+            server = RedisServer(directory, binary=binary).start()
             try:
                 results.append(
                     run_processes(

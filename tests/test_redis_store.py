@@ -384,3 +384,14 @@ def test_a_lock_holder_killed_mid_refresh_blocks_no_longer_than_the_lock_ttl(
     with store.lock("client-1/client_credentials/x"):
         waited = time.monotonic() - started
     assert waited < 2.0  # the dead holder's lock expired within its ttl (0.5 s + renewals)
+
+
+def test_the_testing_kit_says_how_to_get_redis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no redis-server here
+    with pytest.raises(FileNotFoundError, match="apt-get install redis-server"):
+        RedisServer(tmp_path)
+    srv = RedisServer(tmp_path, binary=REDIS_SERVER)
+    srv.stop()  # not started: nothing to do
+    assert srv.url.startswith("redis://127.0.0.1:")
