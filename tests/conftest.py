@@ -133,3 +133,16 @@ def foreign(clock: FakeClock) -> Iterator[FakeCriteo]:
     """Another origin (same host, its own port): must never see a token or a secret."""
     with FakeCriteo(timer=clock) as server:
         yield server
+
+
+def untraced() -> None:
+    """In a forked child: stop a coverage tracer inherited from the parent.
+
+    A child's lines are not recorded (coverage runs without parallel mode), so tracing
+    them only slows the multi-process tests down.
+    """
+    import sys
+    import threading
+
+    sys.settrace(None)
+    threading.settrace(None)

@@ -19,7 +19,7 @@ import requests
 from requests_criteo import CriteoAuth, CriteoAuthError, StoredToken, TokenCache
 from requests_criteo.testing import FakeCriteo
 
-from .conftest import SECRET, TOKEN, FakeClock, assert_no_secret
+from .conftest import SECRET, TOKEN, FakeClock, assert_no_secret, untraced
 from .redis_server import HOW_TO_GET_IT, REDIS_SERVER, RedisServer
 
 if REDIS_SERVER is None and not os.environ.get("CI"):  # pragma: no cover
@@ -271,6 +271,8 @@ def _fleet_worker(
     grant: str,
     failures: Any,
 ) -> None:  # pragma: no cover - child
+    untraced()
+
     def clock() -> float:
         return float(clock_value.value)
 
