@@ -25,7 +25,7 @@ from requests.auth import AuthBase
 from requests.utils import default_user_agent
 from urllib3.util.retry import Retry
 
-from .auth import USER_AGENT, CriteoAuth, note_redirect, replay_position
+from .auth import STATE_ATTRIBUTE, USER_AGENT, CriteoAuth, note_redirect, replay_position
 from .ratelimit import RateLimiter, is_reporting
 from .retry import CriteoRetry
 
@@ -141,7 +141,7 @@ class CriteoAdapter(HTTPAdapter):
                 limiter = self.reporting_limiter
             if limiter is not None:
                 limiter.acquire()
-        state = request.__dict__.get("_criteo_state")  # what apply() already worked out
+        state = request.__dict__.get(STATE_ATTRIBUTE)  # what apply() already worked out
         replayable = state.replayable if state is not None else replay_position(request.body)[0]
         if not replayable:
             self._local.retries = _NO_RETRIES

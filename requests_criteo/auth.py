@@ -51,7 +51,8 @@ USER_AGENT = f"{default_user_agent()} requests-criteo/{__version__}"
 
 #: The most of a 401's body read before its connection is released for the resend.
 MAX_401_BODY = 64 * 1024
-_STATE = "_criteo_state"
+#: Where a request carries what its 401 handling needs (see _RequestState).
+STATE_ATTRIBUTE = _STATE = "_criteo_state"
 
 # Secrets by (client_id, fingerprint), so that an auth unpickled or copied in this
 # process (or a forked child) finds its secret without the pickle carrying it.
@@ -253,7 +254,6 @@ class CriteoAuth(AuthBase):
         if cache is not None and timer is not None and cache.timer is not timer:
             raise ValueError("pass either timer= or cache=, or give the cache that timer")
         self.cache = cache if cache is not None else shared_cache(timer)
-        self._custom_cache = cache is not None
         self._timer = self.cache.timer
         self.timeout = (float(timeout[0]), float(timeout[1]))
         self.deadline = float(deadline)

@@ -48,6 +48,8 @@ from types import TracebackType
 from typing import Any, Final, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .ratelimit import is_reporting
+
 __all__ = ["CRITEO_TOKEN_URL", "FakeCriteo", "RedisServer", "SeenRequest", "add_token_endpoint"]
 
 #: Criteo's real token endpoint, which :func:`add_token_endpoint` mocks by default.
@@ -1156,7 +1158,7 @@ class FakeCriteo:
 
     def _rate_check(self, client_id: str, path: str) -> tuple[bool, list[tuple[str, str]]]:
         """Count a call: whether it may proceed, and the x-ratelimit headers to send."""
-        reporting = any(m in path.lower() for m in ("/report", "/reports", "/log-level"))
+        reporting = is_reporting(path)
         limit = self.reporting_rate_limit if reporting else self.rate_limit
         if limit is None:
             return True, []
