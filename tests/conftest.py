@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+import requests
 import responses
 
 from requests_criteo import CriteoAuth, CriteoRetry, TokenCache
@@ -17,6 +18,8 @@ ME = f"{API}/retail-media/me"
 # Sentinels: if any of these strings shows up in a log, repr or error, a test fails.
 SECRET = "s3cr3t+SENTINEL/secret=="
 TOKEN = "tok.SENTINEL-ACCESS.sig"
+#: The API version in the loopback tests' paths.
+V = "2025-10"
 #: The client the loopback fixture `fake` knows, with the SENTINEL secret.
 CLIENT_ID = "client-loopback"
 
@@ -146,3 +149,19 @@ def untraced() -> None:
 
     sys.settrace(None)
     threading.settrace(None)
+
+
+def me(fake: FakeCriteo) -> str:
+    """The fake's /me path, which answers with the client of a valid token."""
+    return f"{fake.url}/{V}/retail-media/me"
+
+
+def echo(fake: FakeCriteo, name: str = "upload") -> str:
+    """A versioned path the fake echoes (method, bodyLength, bodySha256)."""
+    return f"{fake.url}/{V}/retail-media/{name}"
+
+
+def summary(r: requests.Response) -> tuple[int, list[int]]:
+    """Status and history statuses of *r*, which is closed."""
+    with r:
+        return r.status_code, [h.status_code for h in r.history]

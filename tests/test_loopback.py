@@ -36,9 +36,8 @@ from requests_criteo import (
 from requests_criteo import auth as auth_module
 from requests_criteo.testing import FakeCriteo
 
-from .conftest import CLIENT_ID, SECRET, FakeClock, Sleeps, assert_no_secret
+from .conftest import CLIENT_ID, SECRET, FakeClock, Sleeps, V, assert_no_secret, echo, me, summary
 
-V = "2025-10"
 ROOT = Path(__file__).resolve().parents[1]
 MAX_401_BODY = 64 * 1024
 T = TypeVar("T")
@@ -74,21 +73,6 @@ def get(via: str, s: requests.Session, url: str, auth: CriteoAuth) -> requests.R
     if via == "auth":
         return requests.get(url, auth=auth, timeout=10)
     return s.get(url, timeout=10)
-
-
-def me(fake: FakeCriteo) -> str:
-    return f"{fake.url}/{V}/retail-media/me"
-
-
-def echo(fake: FakeCriteo, name: str = "upload") -> str:
-    """A versioned path the fake echoes (method, bodyLength, bodySha256)."""
-    return f"{fake.url}/{V}/retail-media/{name}"
-
-
-def summary(r: requests.Response) -> tuple[int, list[int]]:
-    """Status and history statuses of *r*, which is closed."""
-    with r:
-        return r.status_code, [h.status_code for h in r.history]
 
 
 def in_threads(n: int, call: Callable[[int], T], timeout: float = 30.0) -> list[T | BaseException]:

@@ -41,9 +41,8 @@ from requests_criteo.adapters import CriteoSession
 from requests_criteo.envelope import MAX_ENVELOPE_BODY
 from requests_criteo.testing import FakeCriteo
 
-from .conftest import CLIENT_ID, SECRET, FakeClock, Sleeps, assert_no_secret
+from .conftest import CLIENT_ID, SECRET, FakeClock, Sleeps, V, assert_no_secret, echo, me, summary
 
-V = "2025-10"
 ORIGINAL_SEND = requests.Session.send
 ORIGINAL_REBUILD_AUTH = requests.Session.rebuild_auth
 WAYS = ["install", "session", "mount"]
@@ -98,21 +97,6 @@ def client(
         with requests.Session() as s:
             s.auth = auth
             yield s
-
-
-def me(fake: FakeCriteo) -> str:
-    return f"{fake.url}/{V}/retail-media/me"
-
-
-def echo(fake: FakeCriteo, name: str = "upload") -> str:
-    """A versioned path the fake echoes (method, bodyLength, bodySha256)."""
-    return f"{fake.url}/{V}/retail-media/{name}"
-
-
-def summary(r: requests.Response) -> tuple[int, list[int]]:
-    """Status and history statuses of *r*, which is closed."""
-    with r:
-        return r.status_code, [h.status_code for h in r.history]
 
 
 def secret_forms(secret: str = SECRET) -> tuple[str, ...]:
