@@ -25,7 +25,14 @@ from requests.auth import AuthBase
 from requests.utils import default_user_agent
 from urllib3.util.retry import Retry
 
-from .auth import STATE_ATTRIBUTE, USER_AGENT, CriteoAuth, note_redirect, replay_position
+from .auth import (
+    STATE_ATTRIBUTE,
+    USER_AGENT,
+    CriteoAuth,
+    header_value,
+    note_redirect,
+    replay_position,
+)
 from .ratelimit import RateLimiter, is_reporting
 from .retry import CriteoRetry
 
@@ -98,13 +105,14 @@ class CriteoAdapter(HTTPAdapter):
         self.auth = auth
         self.limiter = _limiter(rate_limit, "rate_limit")
         self.reporting_limiter = _limiter(reporting_rate_limit, "reporting_rate_limit")
-        self._local = threading.local()
+        # Threads sending a body that cannot be sent twice: no retries for them.
+        self._unreplayable: set[int] = set()
         super().__init__(
             max_retries=CriteoRetry() if max_retries is None else max_retries, **kwargs
         )
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._local = threading.local()
+        self._unreplayable = set()
         super().__setstate__(state)  # type: ignore[misc]  # not in the stubs
 
     def __repr__(self) -> str:
@@ -113,9 +121,11 @@ class CriteoAdapter(HTTPAdapter):
     @property
     def max_retries(self) -> Retry:
         """The retry policy (for the current request: none if its body cannot be resent)."""
-        local = self.__dict__.get("_local")
-        override = getattr(local, "retries", None) if local is not None else None
-        return override if override is not None else self._max_retries
+        # An empty set is the rule: a set, not a threading.local, is cheap to ask that.
+        unreplayable = self.__dict__.get("_unreplayable")
+        if unreplayable and threading.get_ident() in unreplayable:
+            return _NO_RETRIES
+        return self._max_retries
 
     @max_retries.setter
     def max_retries(self, value: Retry) -> None:
@@ -130,12 +140,18 @@ class CriteoAdapter(HTTPAdapter):
         cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
         proxies: Mapping[str, str] | None = None,
     ) -> requests.Response:
-        """Authenticate *request* if it is for a Criteo origin, pace it, then send it."""
+        """Authenticate *request* if it is for a Criteo origin, pace it, then send it.
+
+        A 401 is handed to the auth's :meth:`~requests_criteo.CriteoAuth.handle_401` here,
+        rather than through a response hook: the refreshed request is resent once, and the
+        response returned is the resend's, with the 401 in its ``history``.
+        """
         url = request.url
         if url is not None and url.startswith(self.auth._prefixes):
-            if request.headers.get("User-Agent", _REQUESTS_USER_AGENT) == _REQUESTS_USER_AGENT:
+            agent = header_value(request.headers, "user-agent")
+            if agent is None or agent == _REQUESTS_USER_AGENT:
                 request.headers["User-Agent"] = USER_AGENT
-            self.auth.apply(request, keep_authorization=True)
+            self.auth.apply(request, keep_authorization=True, hook=False)
             limiter = self.limiter
             if self.reporting_limiter is not None and is_reporting(urlsplit(url).path):
                 limiter = self.reporting_limiter
@@ -143,13 +159,22 @@ class CriteoAdapter(HTTPAdapter):
                 limiter.acquire()
         state = request.__dict__.get(STATE_ATTRIBUTE)  # what apply() already worked out
         replayable = state.replayable if state is not None else replay_position(request.body)[0]
-        if not replayable:
-            self._local.retries = _NO_RETRIES
-        try:
-            return super().send(request, stream, timeout, verify, cert, proxies)
-        finally:
-            if not replayable:
-                self._local.retries = None
+        if replayable:
+            response = super().send(request, stream, timeout, verify, cert, proxies)
+        else:
+            me = threading.get_ident()
+            self._unreplayable.add(me)
+            try:
+                response = super().send(request, stream, timeout, verify, cert, proxies)
+            finally:
+                self._unreplayable.discard(me)
+        if response.status_code != 401:
+            return response
+        # A request decorated by an auth= CriteoAuth also has the hook registered; resent
+        # here first, the hook then sees the resend's answer and leaves it alone.
+        return self.auth.handle_401(
+            response, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+        )
 
 
 def mount(session: requests.Session, auth: CriteoAuth, **adapter_options: Any) -> CriteoAdapter:

@@ -22,12 +22,13 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 import requests
 from requests.auth import AuthBase
 from requests.cookies import extract_cookies_to_jar
+from requests.structures import CaseInsensitiveDict
 from requests.utils import default_user_agent
 
 from . import _origins
@@ -60,6 +61,24 @@ _SECRETS: dict[tuple[str, str], str] = {}
 _SECRETS_LOCK = threading.Lock()
 
 
+#: Bodies sent as they are, which can therefore be sent again.
+_AS_IS_BODIES = (bytes, bytearray, memoryview, str)
+
+
+def header_value(headers: MutableMapping[str, str], name: str) -> str | None:
+    """``headers.get(name)`` for a *name* in lower case, made cheap for the request path.
+
+    requests' ``CaseInsensitiveDict`` inherits ``get`` from ``Mapping``, which raises and
+    catches a ``KeyError`` for a missing header: on every request, that exception costs
+    more than all the rest of :meth:`CriteoAuth.apply`. Its ``_store`` (lower-cased name
+    to ``(name, value)``) has been how it keeps headers since requests 1.x.
+    """
+    if type(headers) is CaseInsensitiveDict:
+        entry: tuple[str, str] | None = headers._store.get(name)  # type: ignore[attr-defined]
+        return None if entry is None else entry[1]
+    return next((v for k, v in headers.items() if k.lower() == name), None)
+
+
 def replay_position(body: object) -> tuple[bool, int | None]:
     """Whether *body* can be sent again, and the position to rewind a stream to.
 
@@ -67,7 +86,7 @@ def replay_position(body: object) -> tuple[bool, int | None]:
     whose ``seekable()`` (when it has one) and ``tell()`` succeed. A generator, an iterator,
     a pipe or a socket cannot: once sent, gone.
     """
-    if body is None or isinstance(body, (bytes, bytearray, memoryview, str)):
+    if body is None or isinstance(body, _AS_IS_BODIES):
         return True, None
     seek, tell = getattr(body, "seek", None), getattr(body, "tell", None)
     if seek is None or tell is None:
@@ -89,22 +108,38 @@ def fingerprint(client_id: str, client_secret: str) -> str:
 
 
 class _RequestState:
-    """What one request needs for its 401 handling; lives on the PreparedRequest."""
+    """What one request needs for its 401 handling; lives on the PreparedRequest.
 
-    __slots__ = ("auth", "body_position", "replayable", "resent", "token")
+    Never changed once on a request: the state of requests whose body can be sent again
+    as it is (none, bytes, str) is one object per auth and token, shared by all of them
+    (see :meth:`CriteoAuth.apply`), so a change means a new state.
+    """
+
+    __slots__ = ("auth", "body_position", "hook", "replayable", "resent", "token")
 
     def __init__(
         self,
         auth: CriteoAuth,
         token: Token | None,
-        request: requests.PreparedRequest,
+        replayable: bool = True,
+        body_position: int | None = None,
         resent: bool = False,
     ) -> None:
         self.auth = auth
         # None: the request carried the caller's own Authorization header, not ours.
         self.token = token
+        self.replayable = replayable
+        self.body_position = body_position
         self.resent = resent
-        self.replayable, self.body_position = replay_position(request.body)
+        # Made once here rather than for each request: a bound method is a new object.
+        self.hook = auth.handle_401
+
+    @classmethod
+    def of(
+        cls, auth: CriteoAuth, token: Token | None, request: requests.PreparedRequest
+    ) -> _RequestState:
+        """The state of *request*, whose body is where sending it will start."""
+        return cls(auth, token, *replay_position(request.body))
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A pickled request or response (in an exception, say) carries no state, and so
@@ -114,11 +149,7 @@ class _RequestState:
     def rewind(self, request: requests.PreparedRequest) -> bool:
         """Put the body back where it started; ``False`` if that cannot be done."""
         body: Any = request.body
-        if (
-            self.body_position is None
-            or body is None
-            or isinstance(body, (bytes, bytearray, memoryview, str))
-        ):
+        if self.body_position is None or body is None or isinstance(body, _AS_IS_BODIES):
             # Nothing to rewind (a mock transport may already have read a file into bytes).
             return self.replayable
         try:
@@ -300,6 +331,7 @@ class CriteoAuth(AuthBase):
             on_token=on_token,
         )
         self._token: Token | None = None
+        self._shared_state: _RequestState | None = None
         # Digests of Authorization headers set by the caller that Criteo refused (401).
         self._dead: dict[str, None] = {}
         with _SECRETS_LOCK:
@@ -392,7 +424,11 @@ class CriteoAuth(AuthBase):
         return self.apply(r)
 
     def apply(
-        self, r: requests.PreparedRequest, *, keep_authorization: bool = False
+        self,
+        r: requests.PreparedRequest,
+        *,
+        keep_authorization: bool = False,
+        hook: bool = True,
     ) -> requests.PreparedRequest:
         """Decorate *r* if it goes to a Criteo origin; what ``__call__`` does.
 
@@ -402,6 +438,9 @@ class CriteoAuth(AuthBase):
             and later requests carrying it get a managed token at once. Any other
             ``Authorization`` (Basic from ``.netrc``, say) is replaced. A request already
             decorated by a ``CriteoAuth`` is then left as it is.
+        :param hook: register :meth:`handle_401` as *r*'s first response hook. An adapter
+            that passes ``False`` calls ``handle_401`` itself on the responses it gets, which
+            spares requests a hook call on every response (:class:`CriteoAdapter` does).
         """
         url = r.url
         if (
@@ -419,7 +458,7 @@ class CriteoAuth(AuthBase):
         if state is not None and (keep_authorization or state.resent):
             return r
         token: Token | None
-        own = r.headers.get("Authorization") if keep_authorization else None
+        own = header_value(r.headers, "authorization") if keep_authorization else None
         if (
             own is not None
             and own[:7].lower() == "bearer "
@@ -432,13 +471,22 @@ class CriteoAuth(AuthBase):
             if token is None or token.dropped or not self._timer() < token.refresh_at:
                 token = self.token()
             r.headers["Authorization"] = token.header
-        if state is None:
-            marks[_STATE] = _RequestState(self, token, r)
-            # First, so that a session's own hooks (raise_for_status...) see the resend.
-            r.hooks["response"].insert(0, self.handle_401)
+        if state is not None:
+            # Decorated before by another auth, whose hook is registered: hand it to this one.
+            marks[_STATE] = _RequestState(self, token, state.replayable, state.body_position)
+            return r
+        body = r.body
+        if token is not None and (body is None or isinstance(body, _AS_IS_BODIES)):
+            # The common case: one state per token, shared by every such request.
+            state = self._shared_state
+            if state is None or state.token is not token:
+                state = self._shared_state = _RequestState(self, token)
         else:
-            state.auth = self
-            state.token = token
+            state = _RequestState.of(self, token, r)
+        marks[_STATE] = state
+        if hook:
+            # First, so that a session's own hooks (raise_for_status...) see the resend.
+            r.hooks["response"].insert(0, state.hook)
         return r
 
     def _adopt(self, request: requests.PreparedRequest) -> _RequestState | None:
@@ -458,7 +506,7 @@ class CriteoAuth(AuthBase):
             return None
         if request.headers.get("Authorization") != token.header:
             return None
-        state = _RequestState(self, token, request)
+        state = _RequestState.of(self, token, request)
         if state.body_position is not None:
             recorded = getattr(request, "_body_position", None)
             if isinstance(recorded, int):
@@ -560,9 +608,10 @@ class CriteoAuth(AuthBase):
         extract_cookies_to_jar(prep._cookies, request, r.raw)  # type: ignore[attr-defined,no-untyped-call]
         prep.prepare_cookies(prep._cookies)  # type: ignore[attr-defined]
         prep.headers["Authorization"] = token.header
-        new_state = _RequestState(auth, token, prep, resent=True)
-        new_state.body_position = state.body_position
-        setattr(prep, _STATE, new_state)
+        resent_state = _RequestState(
+            auth, token, state.replayable, state.body_position, resent=True
+        )
+        setattr(prep, _STATE, resent_state)
         connection = r.connection
         resent: requests.Response = connection.send(prep, **kwargs)
         resent.history.append(r)
