@@ -1,0 +1,198 @@
+"""What the per-request path promises, now that it is made cheap (issue 6).
+
+The shortcuts taken for speed must not change behaviour: requests whose bodies can be
+sent again share one piece of 401 bookkeeping per token; a mounted adapter resends its
+own 401s instead of registering a response hook; header lookups skip requests' ``get``.
+Each test here pins what a user relies on through those shortcuts.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections import OrderedDict
+from typing import Any
+
+import pytest
+import requests
+import responses
+from requests.structures import CaseInsensitiveDict
+
+from requests_criteo import CriteoAdapter, CriteoAuth, TokenCache
+from requests_criteo.auth import STATE_ATTRIBUTE, header_value
+
+from .conftest import ME, SECRET, TOKEN_URL, token_json
+
+EXPIRED = {"errors": [{"code": "authorization-token-expired"}]}
+
+
+def prepared(method: str = "GET", url: str = ME, **kwargs: object) -> requests.PreparedRequest:
+    return requests.Request(method, url, **kwargs).prepare()
+
+
+# -- header_value -----------------------------------------------------------------------
+
+
+def test_header_value_reads_requests_headers_in_any_case() -> None:
+    headers = CaseInsensitiveDict({"AUTHORIZATION": "Bearer x", "user-agent": "ua"})
+    assert header_value(headers, "authorization") == "Bearer x"
+    assert header_value(headers, "user-agent") == "ua"
+    assert header_value(headers, "accept") is None
+
+
+def test_header_value_reads_a_plain_mapping_an_auth_put_there() -> None:
+    # Another auth in the chain may have replaced the headers with a plain dict.
+    headers = OrderedDict([("Accept", "*/*"), ("Authorization", "Bearer y")])
+    assert header_value(headers, "authorization") == "Bearer y"
+    assert header_value(headers, "user-agent") is None
+
+
+def test_the_adapter_keeps_a_user_agent_set_as_a_plain_dict(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    mocked.post(TOKEN_URL, json=token_json())
+    mocked.get(ME, json={})
+    s = requests.Session()
+    s.mount("https://api.criteo.com/", CriteoAdapter(auth))
+    r = s.get(ME, headers={"user-agent": "cron/1"})
+    assert r.request.headers["User-Agent"] == "cron/1"
+
+
+# -- one piece of bookkeeping per token -------------------------------------------------
+
+
+def test_requests_with_resendable_bodies_share_the_bookkeeping_of_their_token(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    mocked.post(TOKEN_URL, json=token_json("tok-1"))
+    mocked.post(TOKEN_URL, json=token_json("tok-2"))
+    first = auth(prepared())
+    second = auth(prepared("POST", json={"a": 1}))
+    assert getattr(first, STATE_ATTRIBUTE) is getattr(second, STATE_ATTRIBUTE)
+    auth.invalidate()
+    third = auth(prepared())
+    assert third.headers["Authorization"] == "Bearer tok-2"
+    assert getattr(third, STATE_ATTRIBUTE) is not getattr(first, STATE_ATTRIBUTE)
+    # The earlier requests still know the token they carried.
+    assert getattr(first, STATE_ATTRIBUTE).token.header == "Bearer tok-1"
+
+
+def test_a_stream_body_gets_its_own_bookkeeping_with_its_start(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    mocked.post(TOKEN_URL, json=token_json())
+    body = io.BytesIO(b"skip|data")
+    body.seek(5)
+    r = auth(prepared("POST", data=body))
+    state = getattr(r, STATE_ATTRIBUTE)
+    assert state is not getattr(auth(prepared()), STATE_ATTRIBUTE)
+    assert (state.replayable, state.body_position) == (True, 5)
+
+
+def test_a_request_sent_with_an_old_token_is_resent_with_the_new_one(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    """A request prepared before a refresh, answered 401 after it: one resend, no extra fetch."""
+    mocked.post(TOKEN_URL, json=token_json("tok-1"))
+    mocked.post(TOKEN_URL, json=token_json("tok-2"))
+    mocked.get(ME, status=401, json=EXPIRED)
+    mocked.get(ME, json={"data": "ok"})
+    s = requests.Session()
+    old = s.prepare_request(requests.Request("GET", ME, auth=auth))
+    assert old.headers["Authorization"] == "Bearer tok-1"
+    auth.invalidate()
+    fresh = s.prepare_request(requests.Request("GET", ME, auth=auth))
+    assert fresh.headers["Authorization"] == "Bearer tok-2"
+    r = s.send(old)
+    assert r.status_code == 200
+    assert r.request.headers["Authorization"] == "Bearer tok-2"
+    # tok-2 was already current: the 401 to tok-1 fetched nothing more.
+    assert len([c for c in mocked.calls if c.request.url == TOKEN_URL]) == 2
+
+
+# -- the adapter resends its own 401s ---------------------------------------------------
+
+
+def test_the_adapter_resends_a_401_without_a_response_hook(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    mocked.post(TOKEN_URL, json=token_json("tok-1"))
+    mocked.post(TOKEN_URL, json=token_json("tok-2"))
+    mocked.get(ME, status=401, json=EXPIRED)
+    mocked.get(ME, json={"data": "ok"})
+    seen: list[int] = []
+    s = requests.Session()
+    s.hooks["response"].append(lambda r, **kwargs: seen.append(r.status_code))
+    s.mount("https://api.criteo.com/", CriteoAdapter(auth))
+    r = s.get(ME)
+    assert r.status_code == 200
+    assert [h.status_code for h in r.history] == [401]
+    assert r.request.headers["Authorization"] == "Bearer tok-2"
+    assert auth.handle_401 not in r.request.hooks["response"]
+    assert seen == [200]  # the session's hook saw the answer the caller gets, once
+
+
+def test_the_adapter_with_auth_given_too_resends_once_and_fetches_once(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    mocked.post(TOKEN_URL, json=token_json("tok-1"))
+    mocked.post(TOKEN_URL, json=token_json("tok-2"))
+    mocked.get(ME, status=401, json=EXPIRED)
+    mocked.get(ME, json={"data": "ok"})
+    s = requests.Session()
+    s.mount("https://api.criteo.com/", CriteoAdapter(auth))
+    r = s.get(ME, auth=auth)  # the hook is registered; the adapter resends first
+    assert r.status_code == 200
+    assert len(r.history) == 1
+    assert len([c for c in mocked.calls if c.request.url == ME]) == 2
+    assert len([c for c in mocked.calls if c.request.url == TOKEN_URL]) == 2
+
+
+def test_the_adapter_returns_a_second_401(mocked: responses.RequestsMock, auth: CriteoAuth) -> None:
+    token_route = mocked.post(TOKEN_URL, json=token_json())
+    api = mocked.get(ME, status=401, json=EXPIRED)
+    s = requests.Session()
+    s.mount("https://api.criteo.com/", CriteoAdapter(auth))
+    r = s.get(ME)
+    assert r.status_code == 401
+    assert len(r.history) == 1
+    assert (api.call_count, token_route.call_count) == (2, 2)
+
+
+def test_the_adapter_leaves_a_401_from_another_host_alone(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    token_route = mocked.post(TOKEN_URL, json=token_json())
+    other = mocked.get("https://example.org/x", status=401)
+    s = requests.Session()
+    adapter = CriteoAdapter(auth)
+    s.mount("https://", adapter)  # careless: every https URL goes through it
+    r = s.get("https://example.org/x")
+    assert r.status_code == 401
+    assert r.history == []
+    assert other.call_count == 1
+    assert token_route.call_count == 0
+    assert "Authorization" not in r.request.headers
+
+
+def test_an_unpickled_adapter_sends_unreplayable_bodies_without_retries(
+    mocked: responses.RequestsMock, cache: TokenCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mocked.post(TOKEN_URL, json=token_json())
+    mocked.post(ME, json={})
+    auth = CriteoAuth("client-1", SECRET, cache=cache)
+    adapter = pickle.loads(pickle.dumps(CriteoAdapter(auth)))
+    policies: list[int | None] = []
+    transport = requests.adapters.HTTPAdapter.send  # responses' stand-in for the network
+
+    def spy(self: requests.adapters.HTTPAdapter, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(self, CriteoAdapter):
+            policies.append(self.max_retries.total)  # what urllib3 would be given
+        return transport(self, *args, **kwargs)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", spy)
+    s = requests.Session()
+    s.mount("https://api.criteo.com/", adapter)
+    s.post(ME, data=(c for c in [b"a"]))
+    s.post(ME, data=b"a")
+    assert policies == [0, 4]  # none for the generator, the adapter's policy after it
