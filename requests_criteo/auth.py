@@ -420,9 +420,6 @@ class CriteoAuth(AuthBase):
 
     # -- the request path -------------------------------------------------------------
 
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        return self.apply(r)
-
     def apply(
         self,
         r: requests.PreparedRequest,
@@ -488,6 +485,9 @@ class CriteoAuth(AuthBase):
             # First, so that a session's own hooks (raise_for_status...) see the resend.
             r.hooks["response"].insert(0, state.hook)
         return r
+
+    # auth(r) is auth.apply(r) itself, not a call to it: this runs for every request.
+    __call__ = apply
 
     def _adopt(self, request: requests.PreparedRequest) -> _RequestState | None:
         """The state of a redirect hop that carries our token, or ``None``.
