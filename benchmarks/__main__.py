@@ -53,6 +53,7 @@ class Settings:
     loopback_requests: int
     loopback_rounds: int
     loopback_warmup: int
+    settle: int
     threads: int
     lifetime: float
     duration: float
@@ -72,6 +73,7 @@ class Settings:
             loopback_requests=args.loopback_requests or 5,
             loopback_rounds=args.rounds or (120 if quick else 600),
             loopback_warmup=30 if quick else 100,
+            settle=args.settle if args.settle is not None else 5,
             threads=args.threads,
             lifetime=args.lifetime,
             duration=args.duration or (args.lifetime * (1.25 if quick else 2.75)),
@@ -116,6 +118,11 @@ def _parser() -> argparse.ArgumentParser:
         "--rounds",
         type=int,
         help="rounds of the hot-path runs (default 800 / 600; quick 150 / 120)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=int,
+        help="untimed requests before each timed block of the hot-path runs (default 5)",
     )
     parser.add_argument(
         "--memory-requests", type=int, help="requests per round, in memory (default 10)"
@@ -188,6 +195,10 @@ def _hot_notes(settings: Settings, per_round: int, rounds: int) -> list[str]:
         f"{rounds} rounds of {per_round} requests per candidate, interleaved in a rotating "
         "order, GC off while timing; µs/request is the median over rounds; ratios and "
         "'added µs' are medians of per-round pairs with the floor of the same round",
+        f"{settings.settle} untimed requests of the same candidate before each timed block "
+        "(--settle): CPython specialises requests' shared bytecode for the classes it last "
+        "met, and a candidate with classes of its own would otherwise be timed while that "
+        "code re-specialises for it, which a program with one kind of session never pays",
         f"Session.trust_env {env}",
         "IQR = interquartile range of the rounds / median; 'floor-again' is a second, "
         "identical floor: its distance to the floor is this run's resolution",
@@ -206,6 +217,7 @@ def run_memory(settings: Settings, report: Report, profile: bool) -> None:
                 settings.memory_requests,
                 settings.memory_rounds,
                 settings.memory_warmup,
+                settings.settle,
             )
         timings = summarise(candidates, samples, errors)
         notes = _hot_notes(settings, settings.memory_requests, settings.memory_rounds)
@@ -267,6 +279,7 @@ def run_loopback(settings: Settings, report: Report) -> None:
                     settings.loopback_requests,
                     settings.loopback_rounds,
                     settings.loopback_warmup,
+                    settings.settle,
                 )
             finally:
                 for candidate in candidates:

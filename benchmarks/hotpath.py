@@ -79,9 +79,16 @@ def _warm(candidate: Candidate, count: int) -> None:
 
 
 def measure(
-    candidates: list[Candidate], per_round: int, rounds: int, warmup: int
+    candidates: list[Candidate], per_round: int, rounds: int, warmup: int, settle: int = 0
 ) -> tuple[dict[str, list[float]], dict[str, int]]:
     """Microseconds per request of each candidate in each round, and non-200 counts.
+
+    Each timed block is preceded by *settle* untimed requests of the same candidate.
+    CPython 3.11+ specialises bytecode for the types it meets: requests' and urllib3's
+    code, shared by all the candidates, is specialised for the adapter and session
+    classes of whichever candidate ran last, and a candidate with classes of its own (a
+    ``CriteoAdapter``, an ``OAuth2Session``) would otherwise be timed while that code
+    re-specialises for it. A program with one kind of session never pays that.
 
     The garbage collector stays off while timing; it runs between rounds, every
     :data:`COLLECT_EVERY` rounds, outside the timed loops.
@@ -100,6 +107,9 @@ def measure(
             for candidate in candidates[shift:] + candidates[:shift]:
                 call = candidate.call
                 failed = 0
+                for _ in range(settle):
+                    if call() != 200:
+                        failed += 1
                 start = clock()
                 for _ in range(per_round):
                     if call() != 200:

@@ -122,7 +122,9 @@ class CriteoAdapter(HTTPAdapter):
     def max_retries(self) -> Retry:
         """The retry policy (for the current request: none if its body cannot be resent)."""
         # An empty set is the rule: a set, not a threading.local, is cheap to ask that.
-        unreplayable = self.__dict__.get("_unreplayable")
+        # (getattr, not self.__dict__: on CPython 3.11+ asking for an object's __dict__
+        # slows every later attribute read of that object, and HTTPAdapter.send reads many.)
+        unreplayable = getattr(self, "_unreplayable", None)
         if unreplayable and threading.get_ident() in unreplayable:
             return _NO_RETRIES
         return self._max_retries
@@ -157,7 +159,7 @@ class CriteoAdapter(HTTPAdapter):
                 limiter = self.reporting_limiter
             if limiter is not None:
                 limiter.acquire()
-        state = request.__dict__.get(STATE_ATTRIBUTE)  # what apply() already worked out
+        state = getattr(request, STATE_ATTRIBUTE, None)  # what apply() already worked out
         replayable = state.replayable if state is not None else replay_position(request.body)[0]
         if replayable:
             response = super().send(request, stream, timeout, verify, cert, proxies)

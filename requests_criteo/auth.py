@@ -446,12 +446,12 @@ class CriteoAuth(AuthBase):
             or (url.startswith(self._token_url) and self.is_token_url(url))
         ):
             return r
-        # Our marks, read from __dict__: a getattr that misses costs an exception each call.
-        marks = r.__dict__
-        chain: tuple[str, ...] | None = marks.get(_CHAIN)
+        # Our marks are read with getattr, never through r.__dict__: on CPython 3.11+,
+        # asking for an object's __dict__ slows every later attribute read of that object.
+        chain: tuple[str, ...] | None = getattr(r, _CHAIN, None)
         if chain is not None and not all(u.startswith(self._prefixes) for u in chain):
             return r  # a redirect hop that came from another site
-        state: _RequestState | None = marks.get(_STATE)
+        state: _RequestState | None = getattr(r, _STATE, None)
         if state is not None and (keep_authorization or state.resent):
             return r
         token: Token | None
@@ -470,7 +470,7 @@ class CriteoAuth(AuthBase):
             r.headers["Authorization"] = token.header
         if state is not None:
             # Decorated before by another auth, whose hook is registered: hand it to this one.
-            marks[_STATE] = _RequestState(self, token, state.replayable, state.body_position)
+            setattr(r, _STATE, _RequestState(self, token, state.replayable, state.body_position))
             return r
         body = r.body
         if token is not None and (body is None or isinstance(body, _AS_IS_BODIES)):
@@ -480,7 +480,7 @@ class CriteoAuth(AuthBase):
                 state = self._shared_state = _RequestState(self, token)
         else:
             state = _RequestState.of(self, token, r)
-        marks[_STATE] = state
+        setattr(r, _STATE, state)
         if hook:
             # First, so that a session's own hooks (raise_for_status...) see the resend.
             r.hooks["response"].insert(0, state.hook)
