@@ -562,14 +562,27 @@ class CriteoAuth(AuthBase):
 
     # -- the 401 hook -----------------------------------------------------------------
 
-    def handle_401(self, r: requests.Response, **kwargs: Any) -> requests.Response:
+    def handle_401(
+        self,
+        r: requests.Response,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Any = None,
+        **kwargs: Any,
+    ) -> requests.Response:
         """Response hook: on a 401 from a Criteo origin, refresh the token and resend once.
 
-        Called by requests with the send options (timeout, verify, cert, proxies, stream)
-        as *kwargs*; the resend uses the same ones. Returns the resent request's response,
-        whose ``history`` holds the 401, or *r* itself when nothing is to be done: not a
-        401, not a request this library authenticated, already a resend, or a body that
-        cannot be sent again (a generator or a non-seekable stream).
+        Called by requests with the send options (stream, timeout, verify, cert, proxies);
+        the resend uses the same ones. (They are named parameters rather than only
+        ``**kwargs`` because requests calls this for every response, and a call that fills
+        named parameters is cheaper than one that builds a dict.)
+
+        Returns the resent request's response, whose ``history`` holds the 401, or *r*
+        itself when nothing is to be done: not a 401, not a request this library
+        authenticated, already a resend, or a body that cannot be sent again (a generator
+        or a non-seekable stream).
         """
         if r.status_code != 401:
             return r
@@ -613,7 +626,15 @@ class CriteoAuth(AuthBase):
         )
         setattr(prep, _STATE, resent_state)
         connection = r.connection
-        resent: requests.Response = connection.send(prep, **kwargs)
+        resent: requests.Response = connection.send(
+            prep,
+            stream=stream,
+            timeout=timeout,
+            verify=verify,
+            cert=cert,
+            proxies=proxies,
+            **kwargs,
+        )
         resent.history.append(r)
         resent.request = prep
         return resent

@@ -11,10 +11,15 @@ from __future__ import annotations
 import io
 import pickle
 from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
 
+import pytest
 import requests
 import responses
+from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
+from urllib3 import HTTPResponse
 
 from requests_criteo import CriteoAdapter, CriteoAuth, TokenCache
 from requests_criteo.auth import STATE_ATTRIBUTE, header_value
@@ -189,3 +194,62 @@ def test_an_unpickled_adapter_sends_unreplayable_bodies_without_retries(
     assert (first.call_count, second.call_count, ok.call_count) == (1, 0, 0)
     assert s.post(ME, data=b"a").status_code == 200  # the adapter's policy again
     assert (first.call_count, second.call_count, ok.call_count) == (1, 1, 1)
+
+
+class _Recording(HTTPAdapter):
+    """Answers in memory, 401 to the first API call, and records each call's options."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sent: list[tuple[str | None, object, object, object, object, object]] = []
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        header = request.headers.get("Authorization")
+        self.sent.append((header, stream, timeout, verify, cert, proxies))
+        status = 401 if len(self.sent) == 1 else 200
+        raw = HTTPResponse(
+            body=io.BytesIO(b"{}"),
+            headers={"Content-Type": "application/json", "Content-Length": "2"},
+            status=status,
+            preload_content=False,
+        )
+        return self.build_response(request, raw)
+
+
+class _RecordingCriteo(CriteoAdapter, _Recording):
+    pass
+
+
+@pytest.mark.parametrize("path", ["auth", "adapter"])
+def test_the_resend_goes_with_the_callers_send_options(
+    mocked: responses.RequestsMock, auth: CriteoAuth, path: str
+) -> None:
+    mocked.post(TOKEN_URL, json=token_json("tok-1"))
+    mocked.post(TOKEN_URL, json=token_json("tok-2"))
+    s = requests.Session()
+    transport = _RecordingCriteo(auth) if path == "adapter" else _Recording()
+    s.mount("https://api.criteo.com/", transport)
+    options = {
+        "stream": True,
+        "timeout": (3.0, 7.0),
+        "verify": "/etc/ssl/custom-ca.pem",
+        "cert": ("client.pem", "client.key"),
+        "proxies": {"https": "http://proxy.internal:3128"},
+    }
+    r = s.get(ME, auth=auth if path == "auth" else None, **options)  # type: ignore[arg-type]
+    assert r.status_code == 200
+    assert [call[0] for call in transport.sent] == ["Bearer tok-1", "Bearer tok-2"]
+    first, second = (call[1:] for call in transport.sent)
+    assert first == second
+    assert first[:4] == (True, (3.0, 7.0), "/etc/ssl/custom-ca.pem", ("client.pem", "client.key"))
+    proxies = first[4]  # with the environment's NO_PROXY merged in by requests
+    assert isinstance(proxies, Mapping)
+    assert proxies["https"] == "http://proxy.internal:3128"
