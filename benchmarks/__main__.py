@@ -4,6 +4,9 @@ Sections, in order (``--only`` picks some): the hot path in memory and on loopba
 requests over several lifetimes with 64 threads, the 401 storm, processes sharing a store,
 import time, memory per cached token; ``--profile`` adds where requests-criteo's hot path
 spends its time. ``--quick`` runs everything in under a minute with fewer rounds.
+``--instructions`` (or ``--only instructions``; never part of the default run: about four
+minutes, and it needs Valgrind) also counts the machine instructions of one request of
+each client.
 ``--json PATH`` and ``--markdown PATH`` write the report; ``--check`` exits with status 1
 when a target is missed, and says which.
 """
@@ -37,6 +40,8 @@ from .report import (
 from .server import LoopbackServer
 
 SECTIONS = ("memory", "loopback", "lifetimes", "storm", "processes", "imports", "tokens")
+#: Sections run only when asked for with --only.
+OPT_IN = ("instructions",)
 
 #: The targets of the issue.
 MAX_ADDED_US = 5.0
@@ -105,9 +110,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--only",
         action="append",
-        choices=SECTIONS,
+        choices=SECTIONS + OPT_IN,
         metavar="SECTION",
-        help=f"run only this section (repeatable): {', '.join(SECTIONS)}",
+        help=f"run only this section (repeatable): {', '.join(SECTIONS)}; and, only when "
+        "asked for, instructions (Valgrind instruction counts, about four minutes)",
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count machine instructions per request with Valgrind (about four minutes)",
     )
     parser.add_argument(
         "--trust-env",
@@ -634,6 +645,61 @@ def run_tokens(settings: Settings, report: Report) -> None:
     )
 
 
+def run_instructions(report: Report) -> None:
+    from . import instructions
+
+    if instructions.VALGRIND is None:
+        report.checks.append(
+            Check("instructions", "instruction counts", "skipped: valgrind is not installed", None)
+        )
+        return
+    built = build_candidates(MEMORY_BASE, memory=True)
+    names = [c.name for c in built if c.kind != CONTROL]
+    for candidate in built:
+        candidate.close()
+    memory = instructions.instructions_per_request(names, "memory")
+    with LoopbackServer() as server:
+        loopback = instructions.instructions_per_request(names, "loopback", server.url)
+    rows = []
+    for name in names:
+        row = [name]
+        for counts in (memory, loopback):
+            floor = counts[FLOOR]
+            added = counts[name] - floor
+            row += [
+                _num(counts[name], 0),
+                f"{counts[name] / floor:.4f}",
+                "(floor)" if name == FLOOR else f"{added:+,.0f}",
+            ]
+        rows.append(row)
+    report.sections.append(
+        Section(
+            "instructions",
+            "Machine instructions per request (Valgrind)",
+            [
+                "candidate",
+                "in memory",
+                "÷ floor",
+                "added",
+                "loopback",
+                "÷ floor",
+                "added",
+            ],
+            rows,
+            [
+                "user-space instructions per request, counted by valgrind --tool=cachegrind: "
+                f"each candidate alone in a fresh interpreter, {instructions.FEW} and "
+                f"{instructions.MANY} requests after the warm-up; the difference divided by "
+                f"{instructions.MANY - instructions.FEW} (PYTHONHASHSEED=0)",
+                "the same from run to run to within a few hundred instructions: a difference "
+                "of a fraction of a percent is real; kernel work and cache misses are not "
+                "counted, so this is a cross-check of the timed tables, not throughput",
+            ],
+            {"memory": memory, "loopback": loopback},
+        )
+    )
+
+
 # -- main ----------------------------------------------------------------------------------
 
 
@@ -653,10 +719,13 @@ def main(argv: list[str] | None = None) -> int:
         "processes": lambda: run_processes_section(settings, report),
         "imports": lambda: run_imports(settings, report),
         "tokens": lambda: run_tokens(settings, report),
+        "instructions": lambda: run_instructions(report),
     }
     selected = args.only or list(SECTIONS)
+    if args.instructions:
+        selected = [*selected, "instructions"]
     started = time.monotonic()
-    for name in SECTIONS:
+    for name in SECTIONS + OPT_IN:
         if name not in selected:
             continue
         print(f"\n[running {name}...]", file=sys.stderr, flush=True)
