@@ -14,7 +14,9 @@ limiter that paces calls under the documented budgets.
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,6 +43,21 @@ __all__ = ["CriteoAdapter", "CriteoSession", "SessionAuth", "mount", "session"]
 _REQUESTS_USER_AGENT = default_user_agent()
 # For bodies that cannot be sent twice: urllib3 would resend an exhausted generator empty.
 _NO_RETRIES = Retry(0, read=False, redirect=False)
+
+
+# Every adapter of the process, so that a forked child can forget its parent's threads.
+_ADAPTERS: weakref.WeakSet[CriteoAdapter] = weakref.WeakSet()
+
+
+def _forget_threads_after_fork() -> None:
+    # A thread of the parent sending a generator when the process forked does not exist in
+    # the child, and the child's next thread may get its identifier: it would never retry.
+    for adapter in list(_ADAPTERS):
+        adapter._unreplayable.clear()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - absent only on Windows
+    os.register_at_fork(after_in_child=_forget_threads_after_fork)
 
 
 def _limiter(value: float | RateLimiter | None, name: str) -> RateLimiter | None:
@@ -107,12 +124,14 @@ class CriteoAdapter(HTTPAdapter):
         self.reporting_limiter = _limiter(reporting_rate_limit, "reporting_rate_limit")
         # Threads sending a body that cannot be sent twice: no retries for them.
         self._unreplayable: set[int] = set()
+        _ADAPTERS.add(self)
         super().__init__(
             max_retries=CriteoRetry() if max_retries is None else max_retries, **kwargs
         )
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._unreplayable = set()
+        _ADAPTERS.add(self)
         super().__setstate__(state)  # type: ignore[misc]  # not in the stubs
 
     def __repr__(self) -> str:

@@ -22,6 +22,7 @@ import hashlib
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
@@ -112,10 +113,13 @@ class _RequestState:
 
     Never changed once on a request: the state of requests whose body can be sent again
     as it is (none, bytes, str) is one object per auth and token, shared by all of them
-    (see :meth:`CriteoAuth.apply`), so a change means a new state.
+    (see :meth:`CriteoAuth.apply`), so a change means a new state. It holds its auth
+    weakly, as the auth holds the shared one: a cycle would keep an auth used once (and
+    its token session's sockets) alive until the garbage collector runs. Whoever sends
+    the request holds the auth (its hook, the adapter, the session, ``install()``).
     """
 
-    __slots__ = ("auth", "body_position", "hook", "replayable", "resent", "token")
+    __slots__ = ("_auth", "body_position", "replayable", "resent", "token")
 
     def __init__(
         self,
@@ -125,14 +129,17 @@ class _RequestState:
         body_position: int | None = None,
         resent: bool = False,
     ) -> None:
-        self.auth = auth
+        self._auth = weakref.ref(auth)
         # None: the request carried the caller's own Authorization header, not ours.
         self.token = token
         self.replayable = replayable
         self.body_position = body_position
         self.resent = resent
-        # Made once here rather than for each request: a bound method is a new object.
-        self.hook = auth.handle_401
+
+    @property
+    def auth(self) -> CriteoAuth | None:
+        """The auth that decorated the request (``None`` once nothing holds it)."""
+        return self._auth()
 
     @classmethod
     def of(
@@ -160,6 +167,8 @@ class _RequestState:
 
 
 _CHAIN = "_criteo_chain"
+# Set on a 401 response once handle_401 has dealt with it.
+_HANDLED = "_criteo_handled"
 
 
 def note_redirect(prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
@@ -420,6 +429,9 @@ class CriteoAuth(AuthBase):
 
     # -- the request path -------------------------------------------------------------
 
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return self.apply(r)
+
     def apply(
         self,
         r: requests.PreparedRequest,
@@ -453,6 +465,10 @@ class CriteoAuth(AuthBase):
             return r  # a redirect hop that came from another site
         state: _RequestState | None = getattr(r, _STATE, None)
         if state is not None and (keep_authorization or state.resent):
+            # Decorated already. A request an adapter sent has no hook (it handles its own
+            # 401s): sent again some other way, it needs one.
+            if hook and not state.resent:
+                self._ensure_hook(r)
             return r
         token: Token | None
         own = header_value(r.headers, "authorization") if keep_authorization else None
@@ -469,8 +485,10 @@ class CriteoAuth(AuthBase):
                 token = self.token()
             r.headers["Authorization"] = token.header
         if state is not None:
-            # Decorated before by another auth, whose hook is registered: hand it to this one.
+            # Decorated before by another auth: from now on, this one handles its 401.
             setattr(r, _STATE, _RequestState(self, token, state.replayable, state.body_position))
+            if hook:
+                self._ensure_hook(r)
             return r
         body = r.body
         if token is not None and (body is None or isinstance(body, _AS_IS_BODIES)):
@@ -483,11 +501,18 @@ class CriteoAuth(AuthBase):
         setattr(r, _STATE, state)
         if hook:
             # First, so that a session's own hooks (raise_for_status...) see the resend.
-            r.hooks["response"].insert(0, state.hook)
+            r.hooks["response"].insert(0, self.handle_401)
         return r
 
-    # auth(r) is auth.apply(r) itself, not a call to it: this runs for every request.
-    __call__ = apply
+    def _ensure_hook(self, r: requests.PreparedRequest) -> None:
+        """Register :meth:`handle_401` on *r* unless a ``CriteoAuth``'s already is.
+
+        Any auth's hook will do: ``handle_401`` acts for the auth named in the request's
+        state, whichever auth it is bound to.
+        """
+        hooks = r.hooks["response"]
+        if not any(isinstance(getattr(h, "__self__", None), CriteoAuth) for h in hooks):
+            hooks.insert(0, self.handle_401)
 
     def _adopt(self, request: requests.PreparedRequest) -> _RequestState | None:
         """The state of a redirect hop that carries our token, or ``None``.
@@ -584,8 +609,10 @@ class CriteoAuth(AuthBase):
         authenticated, already a resend, or a body that cannot be sent again (a generator
         or a non-seekable stream).
         """
-        if r.status_code != 401:
+        if r.status_code != 401 or getattr(r, _HANDLED, False):
             return r
+        # Once per 401: an adapter that handled it may hand it on to a hook unchanged.
+        setattr(r, _HANDLED, True)
         request = r.request
         state: _RequestState | None = getattr(request, _STATE, None)
         if state is None:
@@ -593,7 +620,7 @@ class CriteoAuth(AuthBase):
         if state is None or state.resent or request.url is None:
             return r
         auth = state.auth
-        if not request.url.startswith(auth._prefixes):
+        if auth is None or not request.url.startswith(auth._prefixes):
             return r
         if not state.replayable:
             log.warning(

@@ -8,8 +8,13 @@ Each test here pins what a user relies on through those shortcuts.
 
 from __future__ import annotations
 
+import gc
 import io
+import logging
+import os
 import pickle
+import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -21,7 +26,9 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3 import HTTPResponse
 
+import requests_criteo
 from requests_criteo import CriteoAdapter, CriteoAuth, TokenCache
+from requests_criteo.adapters import CriteoSession, SessionAuth, mount
 from requests_criteo.auth import STATE_ATTRIBUTE, header_value
 
 from .conftest import ME, SECRET, TOKEN_URL, token_json
@@ -253,3 +260,92 @@ def test_the_resend_goes_with_the_callers_send_options(
     proxies = first[4]  # with the environment's NO_PROXY merged in by requests
     assert isinstance(proxies, Mapping)
     assert proxies["https"] == "http://proxy.internal:3128"
+
+
+# -- what the cheaper path must not cost (from review) ----------------------------------
+
+
+def test_a_401_that_cannot_be_resent_is_handled_once_on_the_session_path(
+    mocked: responses.RequestsMock, auth: CriteoAuth, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The adapter handles it, and the session's hook must not handle it again."""
+    token_route = mocked.post(TOKEN_URL, json=token_json())
+    mocked.post(ME, status=401, json=EXPIRED)
+    s = CriteoSession()
+    mount(s, auth)
+    s.auth = SessionAuth(auth)  # what requests_criteo.session() builds
+    with caplog.at_level(logging.WARNING, logger="requests_criteo"):
+        r = s.post(ME, data=(c for c in [b"a"]))
+    assert r.status_code == 401
+    assert caplog.text.count("cannot be sent again") == 1
+    assert token_route.call_count == 1
+
+
+def test_a_subclass_apply_serves_auth_given_with_auth_too(
+    mocked: responses.RequestsMock, cache: TokenCache
+) -> None:
+    mocked.post(TOKEN_URL, json=token_json())
+
+    class Tagged(CriteoAuth):
+        def apply(self, r: requests.PreparedRequest, **options: Any) -> requests.PreparedRequest:
+            r.headers["X-Tag"] = "1"
+            return super().apply(r, **options)
+
+    tagged = Tagged("client-1", SECRET, cache=cache)
+    assert prepared(auth=tagged).headers["X-Tag"] == "1"
+
+
+def test_an_auth_is_freed_with_its_last_reference(
+    mocked: responses.RequestsMock, cache: TokenCache
+) -> None:
+    """No cycle through its bookkeeping: an auth (and its token session) goes at once."""
+    mocked.post(TOKEN_URL, json=token_json())
+    auth = CriteoAuth("client-1", SECRET, cache=cache)
+    request = prepared(auth=auth)
+    assert getattr(request, STATE_ATTRIBUTE).auth is auth
+    del request
+    gone = weakref.ref(auth)
+    gc.disable()
+    try:
+        del auth
+        assert gone() is None
+    finally:
+        gc.enable()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_forgets_the_threads_sending_generators(cache: TokenCache) -> None:
+    """The child's threads may reuse the identifier of a parent thread caught mid-send."""
+    adapter = CriteoAdapter(CriteoAuth("client-1", SECRET, cache=cache))
+    adapter._unreplayable.add(threading.get_ident())  # this thread, as if mid-send
+    assert adapter.max_retries.total == 0
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            os.write(write, b"%d" % adapter.max_retries.total)
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        assert pipe.read() == b"4"
+    adapter._unreplayable.clear()
+
+
+def test_a_request_sent_by_the_adapter_keeps_its_401_handling_when_sent_again(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    mocked.post(TOKEN_URL, json=token_json("tok-1"))
+    mocked.post(TOKEN_URL, json=token_json("tok-2"))
+    mocked.get(ME, json={})
+    mocked.get(ME, status=401, json=EXPIRED)
+    mocked.get(ME, json={})
+    through_adapter = requests.Session()
+    through_adapter.mount("https://api.criteo.com/", CriteoAdapter(auth))
+    prep = through_adapter.prepare_request(requests.Request("GET", ME))
+    assert through_adapter.send(prep).status_code == 200
+    with requests_criteo.install(auth):
+        r = requests.Session().send(prep)  # the same request, without the adapter
+    assert r.status_code == 200
+    assert [h.status_code for h in r.history] == [401]
