@@ -691,9 +691,10 @@ def run_instructions(report: Report) -> None:
                 f"each candidate alone in a fresh interpreter, {instructions.FEW} and "
                 f"{instructions.MANY} requests after the warm-up; the difference divided by "
                 f"{instructions.MANY - instructions.FEW} (PYTHONHASHSEED=0)",
-                "the same from run to run to within a few hundred instructions: a difference "
-                "of a fraction of a percent is real; kernel work and cache misses are not "
-                "counted, so this is a cross-check of the timed tables, not throughput",
+                "in memory the same from run to run to within a few hundred instructions, on "
+                "loopback within a few thousand (how many socket reads an answer takes "
+                "depends on timing); kernel work and cache misses are not counted, so this "
+                "is a cross-check of the timed tables, not throughput",
             ],
             {"memory": memory, "loopback": loopback},
         )

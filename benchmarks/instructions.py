@@ -7,11 +7,13 @@ and the child's entry point (``python -m benchmarks.instructions MODE NAME COUNT
 
 Why: wall-clock figures on a shared virtual machine move by a percent or two from run to
 run, and depend on what else the process ran (see the ``--settle`` note). The number of
-user-space instructions one request executes does not: it is the same from run to run to
-within a few hundred, so a difference of a fraction of a percent between two clients
-is real. It counts neither the kernel nor cache misses, and says nothing of throughput
-on its own; it is a cross-check of the timed tables, not a replacement. Opt-in
-(``--only instructions``): about four minutes, and Valgrind must be installed.
+user-space instructions one request executes hardly does: in memory it repeats to within
+a few hundred (of about a million), on loopback to within a few thousand (how many reads
+a response takes depends on timing), so a difference of a fraction of a percent between
+two clients in memory is real. It counts neither the kernel nor cache misses, and says
+nothing of throughput on its own; it is a cross-check of the timed tables, not a
+replacement. Opt-in (``--instructions``): about four minutes, and Valgrind must be
+installed.
 """
 
 from __future__ import annotations
