@@ -283,14 +283,15 @@ def test_adapter_authenticates_the_session(
     assert token_route.call_count == 1
 
 
+@pytest.mark.parametrize("name", ["User-Agent", "user-agent"])
 def test_adapter_keeps_a_callers_user_agent(
-    mocked: responses.RequestsMock, auth: CriteoAuth
+    mocked: responses.RequestsMock, auth: CriteoAuth, name: str
 ) -> None:
     mocked.post(TOKEN_URL, json=token_json())
     mocked.get(ME, json={})
     s = requests.Session()
     s.mount("https://api.criteo.com/", CriteoAdapter(auth))
-    r = s.get(ME, headers={"User-Agent": "nightly-report/2.0"})
+    r = s.get(ME, headers={name: "nightly-report/2.0"})
     assert r.request.headers["User-Agent"] == "nightly-report/2.0"
 
 

@@ -36,6 +36,14 @@ from .conftest import ME, SECRET, TOKEN_URL, token_json
 EXPIRED = {"errors": [{"code": "authorization-token-expired"}]}
 
 
+def one_expiry(mocked: responses.RequestsMock) -> None:
+    """Tokens tok-1 then tok-2; the API answers 401 once, then 200."""
+    mocked.post(TOKEN_URL, json=token_json("tok-1"))
+    mocked.post(TOKEN_URL, json=token_json("tok-2"))
+    mocked.get(ME, status=401, json=EXPIRED)
+    mocked.get(ME, json={"data": "ok"})
+
+
 def prepared(method: str = "GET", url: str = ME, **kwargs: object) -> requests.PreparedRequest:
     return requests.Request(method, url, **kwargs).prepare()
 
@@ -55,17 +63,6 @@ def test_header_value_reads_a_plain_mapping_an_auth_put_there() -> None:
     headers = OrderedDict([("Accept", "*/*"), ("Authorization", "Bearer y")])
     assert header_value(headers, "authorization") == "Bearer y"
     assert header_value(headers, "user-agent") is None
-
-
-def test_the_adapter_keeps_a_user_agent_set_as_a_plain_dict(
-    mocked: responses.RequestsMock, auth: CriteoAuth
-) -> None:
-    mocked.post(TOKEN_URL, json=token_json())
-    mocked.get(ME, json={})
-    s = requests.Session()
-    s.mount("https://api.criteo.com/", CriteoAdapter(auth))
-    r = s.get(ME, headers={"user-agent": "cron/1"})
-    assert r.request.headers["User-Agent"] == "cron/1"
 
 
 # -- one piece of bookkeeping per token -------------------------------------------------
@@ -103,10 +100,7 @@ def test_a_request_sent_with_an_old_token_is_resent_with_the_new_one(
     mocked: responses.RequestsMock, auth: CriteoAuth
 ) -> None:
     """A request prepared before a refresh, answered 401 after it: one resend, no extra fetch."""
-    mocked.post(TOKEN_URL, json=token_json("tok-1"))
-    mocked.post(TOKEN_URL, json=token_json("tok-2"))
-    mocked.get(ME, status=401, json=EXPIRED)
-    mocked.get(ME, json={"data": "ok"})
+    one_expiry(mocked)
     s = requests.Session()
     old = s.prepare_request(requests.Request("GET", ME, auth=auth))
     assert old.headers["Authorization"] == "Bearer tok-1"
@@ -126,10 +120,7 @@ def test_a_request_sent_with_an_old_token_is_resent_with_the_new_one(
 def test_the_adapter_resends_a_401_without_a_response_hook(
     mocked: responses.RequestsMock, auth: CriteoAuth
 ) -> None:
-    mocked.post(TOKEN_URL, json=token_json("tok-1"))
-    mocked.post(TOKEN_URL, json=token_json("tok-2"))
-    mocked.get(ME, status=401, json=EXPIRED)
-    mocked.get(ME, json={"data": "ok"})
+    one_expiry(mocked)
     seen: list[int] = []
     s = requests.Session()
     s.hooks["response"].append(lambda r, **kwargs: seen.append(r.status_code))
@@ -145,10 +136,7 @@ def test_the_adapter_resends_a_401_without_a_response_hook(
 def test_the_adapter_with_auth_given_too_resends_once_and_fetches_once(
     mocked: responses.RequestsMock, auth: CriteoAuth
 ) -> None:
-    mocked.post(TOKEN_URL, json=token_json("tok-1"))
-    mocked.post(TOKEN_URL, json=token_json("tok-2"))
-    mocked.get(ME, status=401, json=EXPIRED)
-    mocked.get(ME, json={"data": "ok"})
+    one_expiry(mocked)
     s = requests.Session()
     s.mount("https://api.criteo.com/", CriteoAdapter(auth))
     r = s.get(ME, auth=auth)  # the hook is registered; the adapter resends first
