@@ -55,8 +55,10 @@ def consent(fake: FakeCriteo, pkce: bool = True) -> tuple[str, str | None]:
     return code_from_redirect(redirect, request.state), request.code_verifier
 
 
-def authorize(fake: FakeCriteo, clock: FakeClock, **options: Any) -> CriteoAuth:
-    code, verifier = consent(fake)
+def exchange(
+    fake: FakeCriteo, clock: Callable[[], float], code: str, verifier: str | None, **options: Any
+) -> CriteoAuth:
+    """The app exchanges *code* (with *verifier*) for tokens at the fake."""
     return CriteoAuth.from_authorization_code(
         "client-1",
         SECRET,
@@ -67,6 +69,11 @@ def authorize(fake: FakeCriteo, clock: FakeClock, **options: Any) -> CriteoAuth:
         timer=clock,
         **options,
     )
+
+
+def authorize(fake: FakeCriteo, clock: FakeClock, **options: Any) -> CriteoAuth:
+    """Consent, then the exchange."""
+    return exchange(fake, clock, *consent(fake), **options)
 
 
 # -- the consent URL ---------------------------------------------------------------------
@@ -196,20 +203,9 @@ def test_an_on_token_failure_reaches_the_caller_and_keeps_the_token(
 
 def test_a_code_is_used_once(fake: FakeCriteo, clock: FakeClock) -> None:
     code, verifier = consent(fake)
-    CriteoAuth.from_authorization_code(
-        "client-1", SECRET, code, REDIRECT, verifier, token_url=fake.token_url, timer=clock
-    )
+    exchange(fake, clock, code, verifier)
     with pytest.raises(ConsentRequiredError, match="consent again") as info:
-        CriteoAuth.from_authorization_code(
-            "client-1",
-            SECRET,
-            code,
-            REDIRECT,
-            verifier,
-            token_url=fake.token_url,
-            timer=clock,
-            account="second",
-        )
+        exchange(fake, clock, code, verifier, account="second")
     assert info.value.error == "invalid_grant"
     assert_no_secret(str(info.value), code, verifier or "")
 
@@ -217,18 +213,14 @@ def test_a_code_is_used_once(fake: FakeCriteo, clock: FakeClock) -> None:
 def test_a_wrong_pkce_verifier_is_refused(fake: FakeCriteo, clock: FakeClock) -> None:
     code, _ = consent(fake)
     with pytest.raises(ConsentRequiredError):
-        CriteoAuth.from_authorization_code(
-            "client-1", SECRET, code, REDIRECT, "x" * 64, token_url=fake.token_url, timer=clock
-        )
+        exchange(fake, clock, code, "x" * 64)
     assert fake.code_exchanges == 0
 
 
 def test_without_pkce(fake: FakeCriteo, clock: FakeClock) -> None:
     code, verifier = consent(fake, pkce=False)
     assert verifier is None
-    auth = CriteoAuth.from_authorization_code(
-        "client-1", SECRET, code, REDIRECT, token_url=fake.token_url, timer=clock
-    )
+    auth = exchange(fake, clock, code, verifier)
     assert requests.get(me(fake), auth=auth, timeout=5).status_code == 200
 
 
@@ -240,14 +232,11 @@ def test_a_code_exchange_is_never_retried_blindly(
     code, verifier = consent(fake)
     fake.inject_token_fault(503)
     with pytest.raises(TokenRequestError) as info:
-        CriteoAuth.from_authorization_code(
-            "client-1",
-            SECRET,
+        exchange(
+            fake,
+            clock,
             code,
-            REDIRECT,
             verifier,
-            token_url=fake.token_url,
-            timer=clock,
             retry=CriteoRetry(sleep=sleeps.append),
         )
     assert info.value.status_code == 503
@@ -261,14 +250,11 @@ def test_a_429_on_the_exchange_is_retried(fake: FakeCriteo, clock: FakeClock) ->
     waits: list[float] = []
     code, verifier = consent(fake)
     fake.inject_token_fault(429, headers={"Retry-After": "2"})
-    auth = CriteoAuth.from_authorization_code(
-        "client-1",
-        SECRET,
+    auth = exchange(
+        fake,
+        clock,
         code,
-        REDIRECT,
         verifier,
-        token_url=fake.token_url,
-        timer=clock,
         retry=CriteoRetry(sleep=waits.append),
     )
     assert auth.token().access_token
@@ -439,14 +425,11 @@ def test_four_processes_share_one_token_per_lifetime(tmp_path: Path, grant: str)
     with FakeCriteo(timer=clock, clients={"client-1": SECRET}, lifetime=60) as fake:
         if grant == "authorization_code":
             code, verifier = consent(fake)
-            CriteoAuth.from_authorization_code(
-                "client-1",
-                SECRET,
+            exchange(
+                fake,
+                clock,
                 code,
-                REDIRECT,
                 verifier,
-                token_url=fake.token_url,
-                timer=clock,
                 store=FileTokenStore(path, clock=clock),
             )
         rounds = 10
