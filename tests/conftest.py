@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
 import responses
 
-from requests_criteo import CriteoAuth, CriteoRetry, TokenCache
+from requests_criteo import CriteoAuth, CriteoRetry, TokenCache, TokenStore
 from requests_criteo.testing import FakeCriteo
 
 TOKEN_URL = "https://api.criteo.com/oauth2/token"
@@ -165,3 +166,45 @@ def summary(r: requests.Response) -> tuple[int, list[int]]:
     """Status and history statuses of *r*, which is closed."""
     with r:
         return r.status_code, [h.status_code for h in r.history]
+
+
+def fleet_worker(
+    rounds: int,
+    barrier: Any,
+    clock_value: Any,
+    make_store: Callable[..., TokenStore],
+    token_url: str,
+    api: str,
+    grant: str,
+    failures: Any,
+) -> None:  # pragma: no cover - runs in forked children
+    """One process of a fleet sharing a token store: *rounds* calls, in step with the others.
+
+    The clock is shared memory the parent moves; ``make_store(clock=...)`` builds the store. A call
+    that is not a 200, or raises, counts in *failures* (a ``multiprocessing.Value``).
+    """
+    untraced()
+
+    def clock() -> float:
+        return float(clock_value.value)
+
+    auth = CriteoAuth(
+        "client-1",
+        SECRET,
+        token_url=token_url,
+        timer=clock,
+        store=make_store(clock=clock),
+        grant=grant,
+    )
+    with requests.Session() as s:
+        s.trust_env = False
+        for _ in range(rounds):
+            barrier.wait()
+            try:
+                ok = s.get(api, auth=auth, timeout=10).status_code == 200
+            except Exception:
+                ok = False
+            if not ok:
+                with failures.get_lock():
+                    failures.value += 1
+            barrier.wait()

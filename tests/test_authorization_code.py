@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import multiprocessing
@@ -33,7 +34,7 @@ from requests_criteo import (
 from requests_criteo.__main__ import main
 from requests_criteo.testing import FakeCriteo
 
-from .conftest import SECRET, FakeClock, assert_no_secret, untraced
+from .conftest import SECRET, FakeClock, assert_no_secret, fleet_worker
 
 REDIRECT = "https://app.example/criteo/callback"
 
@@ -379,37 +380,6 @@ def test_pickled_auth_code_auth_carries_no_token(
 # -- the file store, across real processes ------------------------------------------------
 
 
-def _worker(
-    rounds: int,
-    barrier: Any,
-    clock_value: Any,
-    path: str,
-    token_url: str,
-    url: str,
-    grant: str,
-    failures: Any,
-) -> None:  # pragma: no cover - runs in the child processes
-    untraced()
-
-    def clock() -> float:
-        return float(clock_value.value)
-
-    store = FileTokenStore(path, clock=clock)
-    auth = CriteoAuth(
-        "client-1", SECRET, token_url=token_url, timer=clock, store=store, grant=grant
-    )
-    with requests.Session() as s:
-        s.trust_env = False
-        for _ in range(rounds):
-            barrier.wait()
-            try:
-                if s.get(url, auth=auth, timeout=10).status_code != 200:
-                    failures.value += 1
-            except Exception:
-                failures.value += 1
-            barrier.wait()
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="needs fork")
 @pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
 @pytest.mark.parametrize("grant", ["authorization_code", "client_credentials"])
@@ -436,12 +406,12 @@ def test_four_processes_share_one_token_per_lifetime(tmp_path: Path, grant: str)
         barrier = ctx.Barrier(5)
         procs = [
             ctx.Process(
-                target=_worker,
+                target=fleet_worker,
                 args=(
                     rounds,
                     barrier,
                     clock_value,
-                    path,
+                    functools.partial(FileTokenStore, path),
                     fake.token_url,
                     me(fake),
                     grant,

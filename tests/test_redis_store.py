@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
@@ -19,7 +20,7 @@ import requests
 from requests_criteo import CriteoAuth, CriteoAuthError, StoredToken, TokenCache
 from requests_criteo.testing import FakeCriteo
 
-from .conftest import SECRET, TOKEN, FakeClock, assert_no_secret, untraced
+from .conftest import SECRET, TOKEN, FakeClock, assert_no_secret, fleet_worker
 from .redis_server import HOW_TO_GET_IT, REDIS_SERVER, RedisServer
 
 if REDIS_SERVER is None and not os.environ.get("CI"):  # pragma: no cover
@@ -261,39 +262,6 @@ def test_an_auth_code_app_does_not_refresh_during_an_outage(
 # -- fleets of processes -------------------------------------------------------------------
 
 
-def _fleet_worker(
-    rounds: int,
-    barrier: Any,
-    clock_value: Any,
-    url: str,
-    token_url: str,
-    api: str,
-    grant: str,
-    failures: Any,
-) -> None:  # pragma: no cover - child
-    untraced()
-
-    def clock() -> float:
-        return float(clock_value.value)
-
-    store = RedisTokenStore(url, clock=clock, lock_ttl=5, lock_timeout=20)
-    auth = CriteoAuth(
-        "client-1", SECRET, token_url=token_url, timer=clock, store=store, grant=grant
-    )
-    with requests.Session() as s:
-        s.trust_env = False
-        for _ in range(rounds):
-            barrier.wait()
-            try:
-                if s.get(api, auth=auth, timeout=10).status_code != 200:
-                    with failures.get_lock():
-                        failures.value += 1
-            except Exception:
-                with failures.get_lock():
-                    failures.value += 1
-            barrier.wait()
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="needs fork")
 @pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
 @pytest.mark.parametrize(
@@ -329,12 +297,12 @@ def test_a_fleet_makes_one_token_request_per_lifetime(
         barrier = ctx.Barrier(workers + 1)
         procs = [
             ctx.Process(
-                target=_fleet_worker,
+                target=fleet_worker,
                 args=(
                     rounds,
                     barrier,
                     clock_value,
-                    server.url,
+                    functools.partial(RedisTokenStore, server.url, lock_ttl=5, lock_timeout=20),
                     fake.token_url,
                     me(fake),
                     grant,
