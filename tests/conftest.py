@@ -180,8 +180,9 @@ def fleet_worker(
 ) -> None:  # pragma: no cover - runs in forked children
     """One process of a fleet sharing a token store: *rounds* calls, in step with the others.
 
-    The clock is shared memory the parent moves; ``make_store(clock=...)`` builds the store. A call
-    that is not a 200, or raises, counts in *failures* (a ``multiprocessing.Value``).
+    The clock is shared memory the parent moves; ``make_store(clock=...)`` builds the
+    store. A call that is not a 200, or raises, counts in *failures* (a
+    ``multiprocessing.Value``).
     """
     untraced()
 
