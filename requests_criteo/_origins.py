@@ -54,14 +54,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def parse_origin(url: str, *, what: str, allow_path: bool) -> tuple[Origin, str]:
-    """Validate *url* and return its origin and its path.
+def parse_origin(url: str, *, what: str, allow_path: bool, allow_query: bool = False) -> Origin:
+    """Validate *url* and return its origin.
 
     :param what: how to name the URL in error messages (``"token_url"``...).
     :param allow_path: whether a path is allowed (a token URL has one, an origin not).
+    :param allow_query: whether a query is allowed (a redirect URI may have one).
     :raises TypeError: *url* is not a string.
-    :raises ValueError: *url* is not an absolute http(s) URL without user info,
-        query or fragment.
+    :raises ValueError: *url* is not an absolute http(s) URL without user info or
+        fragment (nor query, unless allowed).
     :raises InsecureTransportError: *url* is plain http to a host that is not loopback.
     """
     if not isinstance(url, str):
@@ -85,7 +86,7 @@ def parse_origin(url: str, *, what: str, allow_path: bool) -> tuple[Origin, str]
             f"{what} must not contain user info ('user@'); pass credentials "
             "as client_id and client_secret"
         )
-    if parts.query or parts.fragment:
+    if parts.fragment or (parts.query and not allow_query):
         raise ValueError(f"{what} must not have a query or a fragment, got {url!r}")
     if not allow_path and parts.path not in ("", "/"):
         raise ValueError(
@@ -98,10 +99,4 @@ def parse_origin(url: str, *, what: str, allow_path: bool) -> tuple[Origin, str]
             f"{what} {url!r} is plain http: tokens and secrets are only sent over https "
             "(plain http is accepted for localhost, 127.0.0.0/8 and ::1 only)"
         )
-    origin = Origin(scheme, host, port if port is not None else DEFAULT_PORTS[scheme])
-    return origin, parts.path or "/"
-
-
-def in_scope(url: str, prefixes: tuple[str, ...]) -> bool:
-    """Whether a prepared request URL belongs to one of the origins of *prefixes*."""
-    return url.startswith(prefixes)
+    return Origin(scheme, host, port if port is not None else DEFAULT_PORTS[scheme])

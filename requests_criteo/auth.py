@@ -264,7 +264,7 @@ class CriteoAuth(AuthBase):
     ) -> None:
         self.client_id = _check_credential("client_id", client_id)
         self._secret = Secret(_check_credential("client_secret", client_secret))
-        token_origin, _ = _origins.parse_origin(token_url, what="token_url", allow_path=True)
+        token_origin = _origins.parse_origin(token_url, what="token_url", allow_path=True)
         self.token_url = token_url
         # As requests prepares it (host lower-cased, escapes normalised): what apply() sees.
         prepared = requests.PreparedRequest()
@@ -276,7 +276,7 @@ class CriteoAuth(AuthBase):
             if isinstance(api_origins, str):
                 api_origins = [api_origins]
             origins = [
-                _origins.parse_origin(o, what="api_origins entry", allow_path=False)[0]
+                _origins.parse_origin(o, what="api_origins entry", allow_path=False)
                 for o in api_origins
             ]
             if not origins:

@@ -51,15 +51,12 @@ def _check_redirect_uri(redirect_uri: str) -> None:
     if not isinstance(redirect_uri, str) or not redirect_uri:
         raise TypeError("redirect_uri must be the https URL declared in your Criteo app")
     try:
-        _origins.parse_origin(redirect_uri, what="redirect_uri", allow_path=True)
+        _origins.parse_origin(redirect_uri, what="redirect_uri", allow_path=True, allow_query=True)
     except InsecureTransportError:
         raise InsecureTransportError(
             f"redirect_uri {redirect_uri!r} is plain http: Criteo requires https "
             "(plain http is accepted for loopback hosts only)"
         ) from None
-    except ValueError as exc:
-        if "query" not in str(exc):  # a query string in a redirect URI is allowed
-            raise
 
 
 def consent_url(

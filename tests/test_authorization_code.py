@@ -112,6 +112,27 @@ def test_an_http_redirect_uri_is_refused(uri: str) -> None:
         consent_url("client-1", uri)
 
 
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://evil.example/cb?x=1",  # a query must not excuse plain http
+        "ftp://x.example/query",
+        "javascript://x/query",
+        "https://x.example./query",
+        "https://app.example/cb#fragment",
+    ],
+)
+def test_a_redirect_uri_with_a_query_is_still_checked(uri: str) -> None:
+    with pytest.raises(ValueError, match="redirect_uri"):  # InsecureTransportError too
+        consent_url("client-1", uri)
+
+
+def test_a_redirect_uri_may_have_a_query() -> None:
+    request = consent_url("client-1", "https://app.example/cb?tenant=7")
+    query = parse_qs(urlsplit(request.url).query)
+    assert query["redirect_uri"] == ["https://app.example/cb?tenant=7"]
+
+
 def test_a_loopback_redirect_uri_is_accepted() -> None:
     assert "127.0.0.1" in consent_url("client-1", "http://127.0.0.1:8765/cb").url
 
