@@ -26,7 +26,7 @@ from typing import Any, TextIO
 import requests
 
 from . import __version__
-from .adapters import CriteoAdapter
+from .adapters import CriteoSession, mount
 from .adapters import session as criteo_session
 from .auth import CriteoAuth
 from .consent import code_from_redirect, consent_url
@@ -197,10 +197,8 @@ def request(args: argparse.Namespace, out: TextIO) -> int:
         raise _UsageError(f"give a path starting with / or a full URL, got {target!r}")
     body = _json_body(args.json)
     params = _params(args.param)
-    with requests.Session() as s:
-        adapter = CriteoAdapter(auth)
-        for origin in auth.api_origins:
-            s.mount(origin + "/", adapter)
+    with CriteoSession() as s:
+        mount(s, auth)
         prepared = s.prepare_request(
             requests.Request(args.method.upper(), url, params=params, json=body)
         )
