@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from .exceptions import CriteoAuthError
 from .stores import MemoryTokenStore, StoredToken, TokenStore
@@ -110,7 +111,7 @@ class RedisTokenStore(TokenStore):
         self._down_until: float | None = None  # monotonic; None while Redis answers
 
     def __repr__(self) -> str:
-        where = self._url.split("@")[-1] if self._url else repr(self.client)
+        where = _where(self._url) if self._url else repr(self.client)
         return f"<RedisTokenStore {where} prefix={self.prefix!r}>"
 
     def __getstate__(self) -> dict[str, Any]:
@@ -292,3 +293,13 @@ class RedisTokenStore(TokenStore):
         if refresh_token:
             return StoredToken(None, 0.0, 0.0, refresh_token)
         return None
+
+
+def _where(url: str) -> str:
+    """*url* without what may hold a password: user info, and the query (``?password=``)."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparsable URL>"
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"

@@ -106,6 +106,20 @@ def test_keys_are_namespaced_and_hold_no_secret(
     assert_no_secret(repr(store), REFRESH)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://user:hunter2-SENTINEL@cache.internal:6380/2",
+        "redis://cache.internal:6380/2?password=hunter2-SENTINEL",
+        "rediss://:hunter2-SENTINEL@cache.internal/2",
+    ],
+)
+def test_the_repr_shows_where_but_no_password(url: str) -> None:
+    text = repr(RedisTokenStore(url))
+    assert "cache.internal" in text
+    assert "hunter2" not in text
+
+
 def test_garbage_in_redis_is_not_a_token(store: RedisTokenStore, client: redis.Redis) -> None:
     client.set(store._name("token", "k"), b"{not json")
     assert store.read("k") is None
