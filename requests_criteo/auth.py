@@ -37,6 +37,7 @@ from .__version__ import __version__
 from ._cache import Timer, Token, TokenCache, shared_cache
 from ._source import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, TokenSource, store_key
 from ._token import Secret, TokenEndpoint
+from .envelope import read_capped
 from .exceptions import CriteoAuthError, MissingCredentialsError
 from .retry import CriteoRetry
 from .stores import StoredToken, TokenStore
@@ -745,16 +746,5 @@ def _release(r: requests.Response) -> None:
     Without this, a resend under ``stream=True`` with a blocking pool of one connection
     would wait forever for the connection the 401 still holds.
     """
-    if not r._content_consumed:  # type: ignore[attr-defined]
-        whole = False
-        try:
-            data = r.raw.read(MAX_401_BODY + 1, decode_content=True) if r.raw is not None else b""
-            whole = len(data) <= MAX_401_BODY
-        except Exception:  # a broken 401 body must not stop the resend
-            data = b""
-        if not whole and r.raw is not None:
-            # Not read to its end: close the connection rather than hand it back half-read.
-            r.raw.close()
-        r._content = (data or b"")[:MAX_401_BODY]
-        r._content_consumed = True  # type: ignore[attr-defined]
+    read_capped(r, MAX_401_BODY)
     r.close()

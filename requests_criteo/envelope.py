@@ -93,23 +93,41 @@ class Envelope:
         return bool(self.errors or self.warnings)
 
 
+def read_capped(response: requests.Response, limit: int) -> bytes:
+    """Read a body not yet read, keep at most *limit* bytes of it, and mark it read.
+
+    Returns up to ``limit + 1`` bytes: one more than *limit* says there was more, in which
+    case the connection is closed rather than handed back half-read (likewise when the
+    body cannot be read at all: ``b""`` is returned). A body already read is returned as
+    it is. Used for 401s before a resend and for error bodies, never for a 200 a caller
+    streams.
+    """
+    if response._content_consumed:  # type: ignore[attr-defined]
+        return response.content or b""
+    raw = response.raw
+    try:
+        data: bytes | None = raw.read(limit + 1, decode_content=True) if raw is not None else b""
+    except Exception:  # a broken body must stop neither a resend nor an error report
+        data = None
+    if (data is None or len(data) > limit) and raw is not None:
+        raw.close()
+    data = data or b""
+    response._content = data[:limit]
+    response._content_consumed = True  # type: ignore[attr-defined]
+    return data
+
+
 def _body(response: requests.Response, *, may_read: bool) -> Any:
     """The JSON of *response*'s body, reading at most MAX_ENVELOPE_BODY of a stream.
 
     A stream not yet read is read (capped) only when *may_read*: :func:`envelope` must not
     eat a body the caller is streaming, :func:`raise_for_status` may (it is an error).
     """
+    consumed: bool = response._content_consumed  # type: ignore[attr-defined]
+    if not consumed and (not may_read or response.raw is None):
+        return None
     try:
-        if response._content_consumed:  # type: ignore[attr-defined]
-            content = response.content
-        elif not may_read or response.raw is None:
-            return None
-        else:
-            content = response.raw.read(MAX_ENVELOPE_BODY + 1, decode_content=True) or b""
-            if len(content) > MAX_ENVELOPE_BODY:
-                response.raw.close()  # the rest is not worth reading
-            response._content = content[: MAX_ENVELOPE_BODY + 1]
-            response._content_consumed = True  # type: ignore[attr-defined]
+        content = read_capped(response, MAX_ENVELOPE_BODY)
     except Exception:  # a body that cannot be read is a body without an envelope
         return None
     if not content or len(content) > MAX_ENVELOPE_BODY:
