@@ -409,12 +409,7 @@ class CriteoAuth(AuthBase):
             raise TypeError("redirect_uri must be the redirect URI of the consent request")
         options["grant"] = AUTHORIZATION_CODE
         auth = cls(client_id, client_secret, **options)
-        token = auth.cache.get_or_fetch(
-            auth._key,
-            lambda: auth._source.exchange(code, redirect_uri, code_verifier),
-            wait=auth.deadline + 5.0,
-        )
-        auth._token = token
+        auth._cached(lambda: auth._source.exchange(code, redirect_uri, code_verifier))
         return auth
 
     def __repr__(self) -> str:
@@ -567,7 +562,11 @@ class CriteoAuth(AuthBase):
         :raises TokenRequestError: the token endpoint refused or could not be reached.
         :raises InvalidTokenResponse: its answer held no usable token.
         """
-        token = self.cache.get_or_fetch(self._key, self._fetch, wait=self.deadline + 5.0)
+        return self._cached(self._fetch)
+
+    def _cached(self, fetch: Callable[[], Token]) -> Token:
+        """The cached token, or the one *fetch* gets (once, however many threads ask)."""
+        token = self.cache.get_or_fetch(self._key, fetch, wait=self.deadline + 5.0)
         self._token = token
         return token
 
