@@ -28,10 +28,10 @@ import requests
 from . import __version__
 from .adapters import CriteoSession, mount
 from .adapters import session as criteo_session
-from .auth import CriteoAuth
+from .auth import CriteoAuth, required_env
 from .consent import code_from_redirect, consent_url
 from .envelope import raise_for_status
-from .exceptions import CriteoAPIError, CriteoAuthError, MissingCredentialsError
+from .exceptions import CriteoAPIError, CriteoAuthError
 from .stores import FileTokenStore
 from .testing import FakeCriteo
 
@@ -151,8 +151,7 @@ class _UsageError(Exception):
 
 
 def _auth(args: argparse.Namespace) -> CriteoAuth:
-    options = {"token_url": args.token_url} if args.token_url else {}
-    return CriteoAuth.from_env(**options)
+    return CriteoAuth.from_env(**_token_url_option(args))
 
 
 def token(args: argparse.Namespace, out: TextIO) -> int:
@@ -238,7 +237,7 @@ def authorize(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     code = code_from_redirect(redirect, state)
     auth = CriteoAuth.from_authorization_code(
         args.client_id,
-        _secret_from_env(),
+        required_env("CRITEO_CLIENT_SECRET"),
         code,
         args.redirect_uri,
         verifier,
@@ -261,15 +260,6 @@ def _token_url_option(args: argparse.Namespace) -> dict[str, str]:
 
     token_url = args.token_url or os.environ.get("CRITEO_TOKEN_URL", "")
     return {"token_url": token_url} if token_url else {}
-
-
-def _secret_from_env() -> str:
-    import os
-
-    secret = os.environ.get("CRITEO_CLIENT_SECRET", "")
-    if not secret:
-        raise MissingCredentialsError("CRITEO_CLIENT_SECRET")
-    return secret
 
 
 def _print_answer(response: requests.Response, out: TextIO) -> None:

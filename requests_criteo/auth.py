@@ -183,6 +183,14 @@ def note_redirect(prepared_request: requests.PreparedRequest, response: requests
     setattr(prepared_request, _CHAIN, chain)
 
 
+def required_env(name: str) -> str:
+    """The environment variable *name*; :class:`MissingCredentialsError` if unset or empty."""
+    value = os.environ.get(name, "")
+    if not value:
+        raise MissingCredentialsError(name)
+    return value
+
+
 def _check_credential(name: str, value: object) -> str:
     if not isinstance(value, str):
         raise TypeError(
@@ -362,16 +370,14 @@ class CriteoAuth(AuthBase):
         :raises MissingCredentialsError: a required variable is unset or empty; the
             message names it.
         """
-        values = {}
-        for name in ("CRITEO_CLIENT_ID", "CRITEO_CLIENT_SECRET"):
-            value = os.environ.get(name, "")
-            if not value:
-                raise MissingCredentialsError(name)
-            values[name] = value
+        client_id, client_secret = (
+            required_env("CRITEO_CLIENT_ID"),
+            required_env("CRITEO_CLIENT_SECRET"),
+        )
         token_url = os.environ.get("CRITEO_TOKEN_URL", "")
         if token_url:
             options.setdefault("token_url", token_url)
-        return cls(values["CRITEO_CLIENT_ID"], values["CRITEO_CLIENT_SECRET"], **options)
+        return cls(client_id, client_secret, **options)
 
     @classmethod
     def from_authorization_code(
