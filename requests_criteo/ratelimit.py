@@ -23,7 +23,7 @@ __all__ = ["RateLimiter", "is_reporting"]
 
 log = logging.getLogger("requests_criteo")
 
-_REPORTING_MARKERS = ("/report", "/reports", "/log-level")
+_REPORTING_MARKERS = ("/report", "/log-level")  # "/report" also finds "/reports"
 
 
 def is_reporting(path: str) -> bool:
