@@ -221,14 +221,12 @@ def test_a_redirect_within_criteo_still_carries_the_token(
 # -- 2. a 401 with a body over 64 KiB does not break the resend --------------------------------
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["read", "stream"])
-@pytest.mark.parametrize("size", [70_000, 2_000_000])
-def test_a_large_401_body_never_breaks_the_resend(
-    fake: FakeCriteo, cache: TokenCache, retry: CriteoRetry, size: int, stream: bool
-) -> None:
-    path = f"/{V}/retail-media/x"
-    # The canned 401 is for the first call only: the new token's arrival takes it away.
-    auth = CriteoAuth(
+def _clearing_on_token(fake: FakeCriteo, cache: TokenCache, retry: CriteoRetry) -> CriteoAuth:
+    """An auth whose every new token clears the fake's canned answers.
+
+    A canned 401 is then for the first call only: the new token's arrival takes it away.
+    """
+    return CriteoAuth(
         CLIENT_ID,
         SECRET,
         token_url=fake.token_url,
@@ -236,6 +234,15 @@ def test_a_large_401_body_never_breaks_the_resend(
         retry=retry,
         on_token=lambda stored: fake.clear_responses(),
     )
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["read", "stream"])
+@pytest.mark.parametrize("size", [70_000, 2_000_000])
+def test_a_large_401_body_never_breaks_the_resend(
+    fake: FakeCriteo, cache: TokenCache, retry: CriteoRetry, size: int, stream: bool
+) -> None:
+    path = f"/{V}/retail-media/x"
+    auth = _clearing_on_token(fake, cache, retry)
     auth.token()
     big = b"x" * size
     for _ in range(20):
@@ -254,14 +261,7 @@ def test_a_large_401_body_never_breaks_the_adapter_resend(
     fake: FakeCriteo, cache: TokenCache, retry: CriteoRetry
 ) -> None:
     path = f"/{V}/retail-media/x"
-    auth = CriteoAuth(
-        CLIENT_ID,
-        SECRET,
-        token_url=fake.token_url,
-        cache=cache,
-        retry=retry,
-        on_token=lambda stored: fake.clear_responses(),
-    )
+    auth = _clearing_on_token(fake, cache, retry)
     auth.token()
     with client("mount", fake, auth, pool_maxsize=1) as s:
         for _ in range(20):
