@@ -10,7 +10,14 @@ import pytest
 import requests
 import responses
 
-from requests_criteo import CriteoAuth, CriteoRetry, TokenCache, TokenStore
+from requests_criteo import (
+    CriteoAuth,
+    CriteoRetry,
+    TokenCache,
+    TokenStore,
+    code_from_redirect,
+    consent_url,
+)
 from requests_criteo.testing import FakeCriteo
 
 TOKEN_URL = "https://api.criteo.com/oauth2/token"
@@ -209,3 +216,37 @@ def fleet_worker(
                 with failures.get_lock():
                     failures.value += 1
             barrier.wait()
+
+
+# -- authorization-code apps ----------------------------------------------------------------
+
+#: The redirect URI of the authorization-code tests' app.
+REDIRECT = "https://app.example/criteo/callback"
+
+
+def consent(fake: FakeCriteo, pkce: bool = True) -> tuple[str, str | None]:
+    """The user consents: the code, and the verifier the app kept."""
+    request = consent_url("client-1", REDIRECT, pkce=pkce)
+    redirect = fake.consent_redirect(request.url)
+    return code_from_redirect(redirect, request.state), request.code_verifier
+
+
+def exchange(
+    fake: FakeCriteo, clock: Callable[[], float], code: str, verifier: str | None, **options: Any
+) -> CriteoAuth:
+    """The app exchanges *code* (with *verifier*) for tokens at the fake."""
+    return CriteoAuth.from_authorization_code(
+        "client-1",
+        SECRET,
+        code,
+        REDIRECT,
+        verifier,
+        token_url=fake.token_url,
+        timer=clock,
+        **options,
+    )
+
+
+def authorize(fake: FakeCriteo, clock: FakeClock, **options: Any) -> CriteoAuth:
+    """Consent, then the exchange."""
+    return exchange(fake, clock, *consent(fake), **options)

@@ -13,7 +13,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -34,9 +33,16 @@ from requests_criteo import (
 from requests_criteo.__main__ import main
 from requests_criteo.testing import FakeCriteo
 
-from .conftest import SECRET, FakeClock, assert_no_secret, fleet_worker
-
-REDIRECT = "https://app.example/criteo/callback"
+from .conftest import (
+    REDIRECT,
+    SECRET,
+    FakeClock,
+    assert_no_secret,
+    authorize,
+    consent,
+    exchange,
+    fleet_worker,
+)
 
 
 @pytest.fixture
@@ -47,34 +53,6 @@ def fake(clock: FakeClock) -> Iterator[FakeCriteo]:
 
 def me(fake: FakeCriteo) -> str:
     return f"{fake.url}/2025-10/retail-media/me"
-
-
-def consent(fake: FakeCriteo, pkce: bool = True) -> tuple[str, str | None]:
-    """The user consents: the code, and the verifier the app kept."""
-    request = consent_url("client-1", REDIRECT, pkce=pkce)
-    redirect = fake.consent_redirect(request.url)
-    return code_from_redirect(redirect, request.state), request.code_verifier
-
-
-def exchange(
-    fake: FakeCriteo, clock: Callable[[], float], code: str, verifier: str | None, **options: Any
-) -> CriteoAuth:
-    """The app exchanges *code* (with *verifier*) for tokens at the fake."""
-    return CriteoAuth.from_authorization_code(
-        "client-1",
-        SECRET,
-        code,
-        REDIRECT,
-        verifier,
-        token_url=fake.token_url,
-        timer=clock,
-        **options,
-    )
-
-
-def authorize(fake: FakeCriteo, clock: FakeClock, **options: Any) -> CriteoAuth:
-    """Consent, then the exchange."""
-    return exchange(fake, clock, *consent(fake), **options)
 
 
 # -- the consent URL ---------------------------------------------------------------------

@@ -20,7 +20,7 @@ import requests
 from requests_criteo import CriteoAuth, CriteoAuthError, StoredToken, TokenCache
 from requests_criteo.testing import FakeCriteo
 
-from .conftest import SECRET, TOKEN, FakeClock, assert_no_secret, fleet_worker
+from .conftest import SECRET, TOKEN, FakeClock, assert_no_secret, authorize, fleet_worker
 from .redis_server import HOW_TO_GET_IT, REDIS_SERVER, RedisServer
 
 if REDIS_SERVER is None and not os.environ.get("CI"):  # pragma: no cover
@@ -245,23 +245,10 @@ def test_redis_stopped_and_started_during_a_run(
 def test_an_auth_code_app_does_not_refresh_during_an_outage(
     tmp_path: Path, fake: FakeCriteo, clock: FakeClock
 ) -> None:
-    from requests_criteo import code_from_redirect, consent_url
-
     srv = RedisServer(tmp_path).start()
     try:
         store = RedisTokenStore(srv.url, clock=clock, socket_timeout=0.5, retry_interval=0)
-        request = consent_url("client-1", "https://app.example/cb")
-        code = code_from_redirect(fake.consent_redirect(request.url), request.state)
-        auth = CriteoAuth.from_authorization_code(
-            "client-1",
-            SECRET,
-            code,
-            "https://app.example/cb",
-            request.code_verifier,
-            token_url=fake.token_url,
-            store=store,
-            timer=clock,
-        )
+        auth = authorize(fake, clock, store=store)
         srv.stop()
         clock.advance(850)  # due for refresh, still valid for 50 s: used to its end
         assert requests.get(me(fake), auth=auth, timeout=5).status_code == 200
@@ -293,20 +280,7 @@ def test_a_fleet_makes_one_token_request_per_lifetime(
 
     with FakeCriteo(timer=clock, clients={"client-1": SECRET}, lifetime=60) as fake:
         if grant == "authorization_code":
-            from requests_criteo import code_from_redirect, consent_url
-
-            request = consent_url("client-1", "https://app.example/cb")
-            code = code_from_redirect(fake.consent_redirect(request.url), request.state)
-            CriteoAuth.from_authorization_code(
-                "client-1",
-                SECRET,
-                code,
-                "https://app.example/cb",
-                request.code_verifier,
-                token_url=fake.token_url,
-                timer=clock,
-                store=RedisTokenStore(server.url, clock=clock),
-            )
+            authorize(fake, clock, store=RedisTokenStore(server.url, clock=clock))
         rounds = 10
         barrier = ctx.Barrier(workers + 1)
         procs = [
