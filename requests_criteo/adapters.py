@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from requests.structures import CaseInsensitiveDict
 from requests.utils import default_user_agent
 from urllib3.util.retry import Retry
 
@@ -31,6 +32,7 @@ from .auth import (
     STATE_ATTRIBUTE,
     USER_AGENT,
     CriteoAuth,
+    _RequestState,
     header_value,
     note_redirect,
     replay_position,
@@ -41,6 +43,9 @@ from .retry import CriteoRetry
 __all__ = ["CriteoAdapter", "CriteoSession", "SessionAuth", "mount", "session"]
 
 _REQUESTS_USER_AGENT = default_user_agent()
+_USER_AGENT_ENTRY = ("User-Agent", USER_AGENT)  # as CaseInsensitiveDict keeps it
+# What a CriteoAuth registers as its 401 response hook: this, bound to it.
+_HANDLE_401 = CriteoAuth.handle_401
 # For bodies that cannot be sent twice: urllib3 would resend an exhausted generator empty.
 _NO_RETRIES = Retry(0, read=False, redirect=False)
 
@@ -168,17 +173,31 @@ class CriteoAdapter(HTTPAdapter):
         response returned is the resend's, with the 401 in its ``history``.
         """
         url = request.url
+        state: _RequestState | None = getattr(request, STATE_ATTRIBUTE, None)
         if url is not None and url.startswith(self.auth._prefixes):
-            agent = header_value(request.headers, "user-agent")
+            headers = request.headers
+            agent = header_value(headers, "user-agent")
             if agent is None or agent == _REQUESTS_USER_AGENT:
-                request.headers["User-Agent"] = USER_AGENT
-            self.auth.apply(request, keep_authorization=True, hook=False)
+                if type(headers) is CaseInsensitiveDict:  # its __setitem__, without the call
+                    headers._store["user-agent"] = _USER_AGENT_ENTRY  # type: ignore[attr-defined]
+                else:
+                    headers["User-Agent"] = USER_AGENT
+            if state is None:
+                # (A request decorated already, by the session's auth or an auth=, keeps
+                # its token: apply() would leave it as it is.)
+                self.auth.apply(request, keep_authorization=True, hook=False)
+                state = getattr(request, STATE_ATTRIBUTE, None)
             limiter = self.limiter
             if self.reporting_limiter is not None and is_reporting(urlsplit(url).path):
                 limiter = self.reporting_limiter
             if limiter is not None:
                 limiter.acquire()
-        state = getattr(request, STATE_ATTRIBUTE, None)  # what apply() already worked out
+        if state is not None:
+            # This adapter hands the request's 401 to handle_401 itself (below): an auth's
+            # 401 hook on it would be called by requests for every response, for nothing.
+            hooks = request.hooks["response"]
+            if hooks and getattr(hooks[0], "__func__", None) is _HANDLE_401:
+                del hooks[0]
         replayable = state.replayable if state is not None else replay_position(request.body)[0]
         if replayable:
             response = super().send(request, stream, timeout, verify, cert, proxies)
@@ -191,8 +210,6 @@ class CriteoAdapter(HTTPAdapter):
                 self._unreplayable.discard(me)
         if response.status_code != 401:
             return response
-        # A request decorated by an auth= CriteoAuth also has the hook registered; resent
-        # here first, the hook then sees the resend's answer and leaves it alone.
         return self.auth.handle_401(
             response, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
         )

@@ -485,7 +485,11 @@ class CriteoAuth(AuthBase):
             token = self._token
             if token is None or token.dropped or not self._timer() < token.refresh_at:
                 token = self.token()
-            r.headers["Authorization"] = token.header
+            headers = r.headers
+            if type(headers) is CaseInsensitiveDict:  # its __setitem__, without the call
+                headers._store["authorization"] = ("Authorization", token.header)  # type: ignore[attr-defined]
+            else:
+                headers["Authorization"] = token.header
         if state is not None:
             # Decorated before by another auth: from now on, this one handles its 401.
             setattr(r, _STATE, _RequestState(self, token, state.replayable, state.body_position))

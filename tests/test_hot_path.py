@@ -250,6 +250,133 @@ def test_the_resend_goes_with_the_callers_send_options(
     assert proxies["https"] == "http://proxy.internal:3128"
 
 
+# -- the adapter takes the auth's 401 hook off what it sends ---------------------------
+
+
+def criteo_session(auth: CriteoAuth) -> requests.Session:
+    """What requests_criteo.session() builds, around the test's auth."""
+    s = CriteoSession()
+    mount(s, auth)
+    s.auth = SessionAuth(auth)
+    return s
+
+
+def auth_hooks(request: requests.PreparedRequest) -> list[object]:
+    return [
+        h
+        for h in request.hooks["response"]
+        if getattr(h, "__func__", None) is CriteoAuth.handle_401
+    ]
+
+
+@pytest.mark.parametrize("way", ["session()", "auth= and the adapter"])
+def test_the_adapter_takes_the_401_hook_off_what_it_sends_and_resends_itself(
+    mocked: responses.RequestsMock, auth: CriteoAuth, way: str
+) -> None:
+    """Decorated at prepare time, with the hook; sent by the adapter, which handles the 401."""
+    one_expiry(mocked)
+    if way == "session()":
+        s, options = criteo_session(auth), {}
+    else:
+        s = requests.Session()
+        s.mount("https://api.criteo.com/", CriteoAdapter(auth))
+        options = {"auth": auth}
+    seen: list[int] = []
+    s.hooks["response"].append(lambda r, **kwargs: seen.append(r.status_code))
+    prep = s.prepare_request(requests.Request("GET", ME, **options))
+    assert len(auth_hooks(prep)) == 1
+    r = s.send(prep)
+    assert r.status_code == 200
+    assert [h.status_code for h in r.history] == [401]
+    assert auth_hooks(prep) == []
+    assert auth_hooks(r.request) == []
+    assert seen == [200]
+    assert len([c for c in mocked.calls if c.request.url == TOKEN_URL]) == 2
+    assert len([c for c in mocked.calls if c.request.url == ME]) == 2
+
+
+@pytest.mark.parametrize("detour", ["a longer mount", "a patched get_adapter"])
+def test_a_session_request_sent_by_another_adapter_keeps_its_hook_and_its_resend(
+    mocked: responses.RequestsMock, auth: CriteoAuth, detour: str
+) -> None:
+    """A user's own adapter, or a mocking library's, sends it: the hook still resends."""
+    one_expiry(mocked)
+    s = criteo_session(auth)
+    other = HTTPAdapter()
+    if detour == "a longer mount":
+        s.mount("https://api.criteo.com/2025-10/", other)  # preferred: the longer prefix
+    else:
+        s.get_adapter = lambda url: other  # type: ignore[method-assign]  # as requests-mock
+    r = s.get(ME)
+    assert r.status_code == 200
+    assert [h.status_code for h in r.history] == [401]
+    assert r.request.headers["Authorization"] == "Bearer tok-2"
+    assert r.connection is other
+
+
+def test_a_hook_put_before_the_auths_leaves_it_in_place_and_the_401_handled_once(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    one_expiry(mocked)
+    s = criteo_session(auth)
+    seen: list[int] = []
+    prep = s.prepare_request(requests.Request("GET", ME))
+    prep.hooks["response"].insert(0, lambda r, **kwargs: seen.append(r.status_code))
+    r = s.send(prep)
+    assert r.status_code == 200
+    assert len(r.history) == 1
+    assert seen == [200]
+    assert len(auth_hooks(prep)) == 1  # not first: left where it was, and passed over
+    assert len([c for c in mocked.calls if c.request.url == TOKEN_URL]) == 2
+    assert len([c for c in mocked.calls if c.request.url == ME]) == 2
+
+
+def test_a_subclass_with_its_own_401_handling_keeps_its_hook(
+    mocked: responses.RequestsMock, cache: TokenCache
+) -> None:
+    """Only CriteoAuth's own handle_401 is taken off: an override may do more."""
+    one_expiry(mocked)
+    called: list[int] = []
+
+    class Counting(CriteoAuth):
+        def handle_401(self, r: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+            called.append(r.status_code)
+            return super().handle_401(r, *args, **kwargs)
+
+    s = criteo_session(Counting("client-1", SECRET, cache=cache))
+    r = s.get(ME)
+    assert r.status_code == 200
+    assert called == [401, 200]  # the adapter's call, then the hook's on the answer
+
+
+def test_headers_replaced_by_a_plain_dict_still_get_the_token_and_the_agent(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    mocked.post(TOKEN_URL, json=token_json("tok-1"))
+    mocked.get(ME, json={})
+    prep = prepared()
+    prep.headers = {"User-Agent": requests.utils.default_user_agent()}  # type: ignore[assignment]
+    assert CriteoAdapter(auth).send(prep).status_code == 200
+    assert prep.headers == {
+        "User-Agent": requests_criteo.USER_AGENT,
+        "Authorization": "Bearer tok-1",
+    }
+
+
+def test_requests_own_headers_get_the_token_and_the_agent_in_their_usual_case(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    mocked.post(TOKEN_URL, json=token_json("tok-1"))
+    mocked.get(ME, json={})
+    s = requests.Session()
+    s.mount("https://api.criteo.com/", CriteoAdapter(auth))
+    headers = s.get(ME).request.headers
+    assert isinstance(headers, CaseInsensitiveDict)
+    assert headers["authorization"] == "Bearer tok-1"
+    assert headers["user-agent"] == requests_criteo.USER_AGENT
+    assert {"Authorization", "User-Agent"} <= set(headers)
+
+
 # -- what the cheaper path must not cost (from review) ----------------------------------
 
 
