@@ -215,7 +215,7 @@ def breakdown(number: int = 20_000) -> list[Step]:
             "no_hook": "dispatch_hook('response', without_hook, ok, **send_options)",
             "clock": "monotonic()",
             "origin": "url.startswith(prefixes)",
-            "header": "headers['Authorization'] = header",
+            "header": "headers._store['authorization'] = header_pair",
             "register": "hooks['response'].insert(0, hook); hooks['response'].pop()",
             "url_auth": "get_auth_from_url(url)",
             "validate": "check_header_validity(header_pair)",
@@ -238,14 +238,15 @@ def breakdown(number: int = 20_000) -> list[Step]:
             adapter_ns - apply_ns,
         ),
         Step(
-            "requests calling the 401 hook on a 200 (auth= and session() paths)",
+            "requests calling the 401 hook on a 200 (auth= without the adapter)",
             small["dispatch"] - small["no_hook"],
             "dispatch_hook with the hook, less without it; the adapter checks the status "
-            "itself and registers no hook",
+            "itself, and takes an auth's hook off the requests it sends (session(), auth= "
+            "with the adapter mounted)",
         ),
         Step("  clock read (time.monotonic) to check the cached token", small["clock"]),
         Step("  origin check: url.startswith(prefixes)", small["origin"]),
-        Step("  set the Authorization header (CaseInsensitiveDict)", small["header"]),
+        Step("  set the Authorization header (in CaseInsensitiveDict's store)", small["header"]),
         Step("  register the hook (list insert + pop)", small["register"]),
         Step(
             "requests: get_auth_from_url, on every call without auth= (floor, adapter)",
