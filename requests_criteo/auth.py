@@ -73,7 +73,9 @@ def header_value(headers: MutableMapping[str, str], name: str) -> str | None:
     requests' ``CaseInsensitiveDict`` inherits ``get`` from ``Mapping``, which raises and
     catches a ``KeyError`` for a missing header: on every request, that exception costs
     more than all the rest of :meth:`CriteoAuth.apply`. Its ``_store`` (lower-cased name
-    to ``(name, value)``) has been how it keeps headers since requests 1.x.
+    to ``(name, value)``) has been how it keeps headers since requests 1.x. (The request
+    path also writes the two headers it sets there, as ``__setitem__`` would, without the
+    Python call; tests read them back through requests' own interface.)
     """
     if type(headers) is CaseInsensitiveDict:
         entry: tuple[str, str] | None = headers._store.get(name)  # type: ignore[attr-defined]
