@@ -247,6 +247,6 @@ def exchange(
     )
 
 
-def authorize(fake: FakeCriteo, clock: FakeClock, **options: Any) -> CriteoAuth:
+def authorize(fake: FakeCriteo, clock: Callable[[], float], **options: Any) -> CriteoAuth:
     """Consent, then the exchange."""
     return exchange(fake, clock, *consent(fake), **options)

@@ -179,7 +179,7 @@ def test_the_resend_rewinds_a_file_body(mocked: responses.RequestsMock, auth: Cr
 
     def record(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
         body = request.body
-        data = body.read() if hasattr(body, "read") else body
+        data = body if isinstance(body, (bytes, str)) or body is None else body.read()
         seen.append(data if isinstance(data, bytes) else str(data).encode())
         return (401, {}, "{}") if len(seen) == 1 else (200, {}, "{}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import pytest
 import requests
@@ -11,7 +12,7 @@ import responses
 from requests_criteo import CriteoAPIError, Envelope, Problem, envelope, raise_for_status
 
 URL = "https://api.criteo.com/2025-10/retail-media/reports/line-item"
-CAPPED = {
+CAPPED: dict[str, Any] = {
     "errors": [
         {
             "code": "exceeded-ids-cap",
@@ -31,7 +32,7 @@ CAPPED = {
 
 
 def get(mocked: responses.RequestsMock, **kwargs: object) -> requests.Response:
-    mocked.get(URL, **kwargs)  # type: ignore[arg-type]
+    mocked.get(URL, **kwargs)
     return requests.get(URL)
 
 
