@@ -44,8 +44,6 @@ __all__ = ["CriteoAdapter", "CriteoSession", "SessionAuth", "mount", "session"]
 
 _REQUESTS_USER_AGENT = default_user_agent()
 _USER_AGENT_ENTRY = ("User-Agent", USER_AGENT)  # as CaseInsensitiveDict keeps it
-# What a CriteoAuth registers as its 401 response hook: this, bound to it.
-_HANDLE_401 = CriteoAuth.handle_401
 # For bodies that cannot be sent twice: urllib3 would resend an exhausted generator empty.
 _NO_RETRIES = Retry(0, read=False, redirect=False)
 
@@ -192,12 +190,6 @@ class CriteoAdapter(HTTPAdapter):
                 limiter = self.reporting_limiter
             if limiter is not None:
                 limiter.acquire()
-        if state is not None:
-            # This adapter hands the request's 401 to handle_401 itself (below): an auth's
-            # 401 hook on it would be called by requests for every response, for nothing.
-            hooks = request.hooks["response"]
-            if hooks and getattr(hooks[0], "__func__", None) is _HANDLE_401:
-                del hooks[0]
         replayable = state.replayable if state is not None else replay_position(request.body)[0]
         if replayable:
             response = super().send(request, stream, timeout, verify, cert, proxies)
@@ -210,6 +202,10 @@ class CriteoAdapter(HTTPAdapter):
                 self._unreplayable.discard(me)
         if response.status_code != 401:
             return response
+        # A request decorated earlier (SessionAuth, auth=) also has the hook registered,
+        # and keeps it: the hooks list is shared with its redirect hops and copies, which
+        # other adapters may send. Resent here first, the hook then sees the resend's
+        # answer (or the 401 marked handled) and leaves it alone.
         return self.auth.handle_401(
             response, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
         )
