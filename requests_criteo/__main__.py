@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -255,9 +256,7 @@ def authorize(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
 
 
 def _token_url_option(args: argparse.Namespace) -> dict[str, str]:
-    """``--token-url``, else ``CRITEO_TOKEN_URL``, as ``token`` and ``request`` read it."""
-    import os
-
+    """``--token-url``, else ``CRITEO_TOKEN_URL``: the token endpoint every command uses."""
     token_url = args.token_url or os.environ.get("CRITEO_TOKEN_URL", "")
     return {"token_url": token_url} if token_url else {}
 
