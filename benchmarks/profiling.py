@@ -238,11 +238,11 @@ def breakdown(number: int = 20_000) -> list[Step]:
             adapter_ns - apply_ns,
         ),
         Step(
-            "requests calling the 401 hook on a 200 (auth= without the adapter)",
+            "requests calling the 401 hook on a 200 (auth= and session() paths)",
             small["dispatch"] - small["no_hook"],
-            "dispatch_hook with the hook, less without it; the adapter checks the status "
-            "itself, and takes an auth's hook off the requests it sends (session(), auth= "
-            "with the adapter mounted)",
+            "dispatch_hook with the hook, less without it; the adapter alone registers no "
+            "hook (it checks the status itself), but a request decorated before it, by "
+            "auth= or session()'s SessionAuth, keeps its hook",
         ),
         Step("  clock read (time.monotonic) to check the cached token", small["clock"]),
         Step("  origin check: url.startswith(prefixes)", small["origin"]),
