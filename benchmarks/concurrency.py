@@ -55,7 +55,7 @@ from .transports import (
 
 S = TypeVar("S", bound=requests.Session)
 
-__all__ = ["Client", "LifetimeResult", "StormResult", "build_clients", "lifetimes", "storm"]
+__all__ = ["Client", "LifetimeResult", "StormResult", "lifetimes", "storm"]
 
 
 @dataclass
@@ -86,11 +86,6 @@ class Client:
 def _pooled(session: S, threads: int) -> S:
     session.mount("http://", GateAdapter(pool_connections=4, pool_maxsize=threads))
     return session
-
-
-def build_clients(fake: FakeCriteo, threads: int) -> list[Client]:
-    """The clients, all for *fake*; build a new fake for each (fresh tokens and counts)."""
-    return [build_client(name, fake, threads) for name in CLIENT_NAMES]
 
 
 CLIENT_NAMES = (
@@ -301,16 +296,15 @@ def lifetimes(name: str, threads: int, lifetime: float, duration: float) -> Life
             client.close()
         tokens_used = len({r.bearer for r in fake.api_calls() if r.bearer})
         token_requests = fake.token_requests
-    effective_margin = client.margin if client.margin < lifetime else 0.0
     return LifetimeResult(
         name=name,
         kind=client.kind,
         how=client.how,
         duration=duration,
         lifetime=lifetime,
-        margin=effective_margin,
+        margin=client.margin,
         token_requests=token_requests,
-        expected=_expected(duration, lifetime, effective_margin),
+        expected=_expected(duration, lifetime, client.margin),
         tokens_used=tokens_used,
         requests=total,
         ok=statuses.get("200", 0),

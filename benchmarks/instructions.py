@@ -79,11 +79,11 @@ def _count(mode: str, name: str, requests: int, url: str | None) -> int:
 
 
 def instructions_per_request(
-    names: list[str], mode: str, url: str | None = None, jobs: int = 2
+    names: list[str], mode: str, url: str | None = None
 ) -> dict[str, float]:
     """User-space instructions per request of each candidate (``mode``: memory, loopback)."""
     runs = [(name, n) for name in names for n in (FEW, MANY)]
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:  # two Valgrinds at a time
         counts = list(pool.map(lambda run: _count(mode, run[0], run[1], url), runs))
     by_run = dict(zip(runs, counts, strict=True))
     return {name: (by_run[name, MANY] - by_run[name, FEW]) / (MANY - FEW) for name in names}

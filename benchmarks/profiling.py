@@ -177,7 +177,7 @@ def breakdown(number: int = 20_000) -> list[Step]:
         "adapter": adapter,
         "instant": instant,
         "ok": ok,
-        "prefixes": getattr(auth, "_prefixes", (MEMORY_BASE + "/",)),
+        "prefixes": auth._prefixes,
         "url": prepared.url,
         "header": header,
         "header_pair": ("Authorization", header),

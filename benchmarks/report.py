@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Check", "Report", "Section", "as_json", "machine", "markdown", "text"]
+__all__ = ["Check", "Report", "Section", "as_json", "machine", "markdown"]
 
 PACKAGES = (
     "requests-criteo",
@@ -141,14 +141,6 @@ def text_checks(checks: list[Check]) -> str:
         mark = {True: "ok    ", False: "MISSED", None: "skip  "}[check.ok]
         lines.append(f"{mark}  [{check.section}] {check.target}: {check.measured}")
     return "\n".join(lines)
-
-
-def text(report: Report) -> str:
-    """The whole report as plain text."""
-    parts = [text_machine(report.machine)]
-    parts.extend(text_section(s) for s in report.sections)
-    parts.append(text_checks(report.checks))
-    return "\n\n".join(parts) + "\n"
 
 
 def _md_cell(cell: str) -> str:
