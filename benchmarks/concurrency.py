@@ -35,8 +35,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TypeVar
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
 
 import requests
 
@@ -55,7 +55,17 @@ from .transports import (
 
 S = TypeVar("S", bound=requests.Session)
 
-__all__ = ["Client", "LifetimeResult", "StormResult", "lifetimes", "storm"]
+__all__ = [
+    "Client",
+    "LifetimeResult",
+    "RenewalResult",
+    "StormResult",
+    "call_until",
+    "expected_token_requests",
+    "lifetimes",
+    "storm",
+    "tokens_seen",
+]
 
 
 @dataclass
@@ -209,17 +219,14 @@ def build_client(name: str, fake: FakeCriteo, threads: int) -> Client:
 
 
 @dataclass
-class LifetimeResult:
-    """What one client did over the lifetimes run."""
+class RenewalResult:
+    """What a run over several token lifetimes did (threads of one process, or processes)."""
 
-    name: str
-    kind: str
-    how: str
     duration: float
     lifetime: float
     margin: float
     token_requests: int
-    expected: int  # one per (lifetime - margin) started, for this client's margin
+    expected: int  # one per (lifetime - margin) started, for the client's margin
     tokens_used: int  # distinct tokens the API saw
     requests: int
     ok: int
@@ -241,9 +248,58 @@ class LifetimeResult:
         """Token requests per lifetime elapsed."""
         return self.token_requests / self.lifetimes
 
+    @property
+    def exact(self) -> bool:
+        """One token request per renewal period started, and every call answered 200."""
+        return self.token_requests == self.expected and self.errors == 0
 
-def _expected(duration: float, lifetime: float, margin: float) -> int:
+    def data(self) -> dict[str, Any]:
+        """The fields and the figures derived from them, for the JSON report."""
+        return {
+            **asdict(self),
+            "errors": self.errors,
+            "lifetimes": self.lifetimes,
+            "per_lifetime": self.per_lifetime,
+        }
+
+
+@dataclass
+class LifetimeResult(RenewalResult):
+    """What one client did over the lifetimes run."""
+
+    name: str
+    kind: str
+    how: str
+
+
+def expected_token_requests(duration: float, lifetime: float, margin: float) -> int:
+    """One token request per renewal period (``lifetime - margin``) started in *duration*."""
     return math.ceil(duration / (lifetime - margin))
+
+
+def tokens_seen(fake: FakeCriteo) -> int:
+    """How many distinct tokens *fake*'s API received."""
+    return len({r.bearer for r in fake.api_calls() if r.bearer})
+
+
+def call_until(
+    call: Callable[[], requests.Response], end: float
+) -> tuple[Counter[str], Counter[str]]:
+    """Call *call* back to back until ``time.monotonic()`` reaches *end*.
+
+    :returns: the statuses answered and the exceptions raised (by type name), counted.
+    """
+    statuses: Counter[str] = Counter()
+    exceptions: Counter[str] = Counter()
+    while time.monotonic() < end:
+        try:
+            response = call()
+        except Exception as exc:  # a client's failure is a result, not a crash
+            exceptions[type(exc).__name__] += 1
+        else:
+            statuses[str(response.status_code)] += 1
+            response.close()
+    return statuses, exceptions
 
 
 def _run_threads(
@@ -257,18 +313,8 @@ def _run_threads(
     deadline = [0.0]
 
     def work() -> None:
-        mine: Counter[str] = Counter()
-        errors: Counter[str] = Counter()
         barrier.wait()
-        end = deadline[0]
-        while time.monotonic() < end:
-            try:
-                response = call()
-            except Exception as exc:  # a peer's failure is a result, not a crash
-                errors[type(exc).__name__] += 1
-            else:
-                mine[str(response.status_code)] += 1
-                response.close()
+        mine, errors = call_until(call, deadline[0])
         with lock:
             statuses.update(mine)
             exceptions.update(errors)
@@ -294,7 +340,7 @@ def lifetimes(name: str, threads: int, lifetime: float, duration: float) -> Life
             statuses, exceptions, total = _run_threads(client.call, threads, duration)
         finally:
             client.close()
-        tokens_used = len({r.bearer for r in fake.api_calls() if r.bearer})
+        tokens_used = tokens_seen(fake)
         token_requests = fake.token_requests
     return LifetimeResult(
         name=name,
@@ -304,7 +350,7 @@ def lifetimes(name: str, threads: int, lifetime: float, duration: float) -> Life
         lifetime=lifetime,
         margin=client.margin,
         token_requests=token_requests,
-        expected=_expected(duration, lifetime, client.margin),
+        expected=expected_token_requests(duration, lifetime, client.margin),
         tokens_used=tokens_used,
         requests=total,
         ok=statuses.get("200", 0),

@@ -6,54 +6,42 @@ back to back for a fixed duration against one :class:`~requests_criteo.testing.F
 served by the parent. With the store, the fleet must make one token request per
 ``lifetime - margin`` started, as one process would: ``ceil(duration / (lifetime - margin))``.
 
-The Redis run starts its own ``redis-server`` (loopback, no persistence) when the binary
-is on the ``PATH``; without it, or without redis-py, it is reported as skipped.
+The Redis run starts its own ``redis-server`` (:class:`~requests_criteo.testing.RedisServer`:
+loopback, no persistence); without it, or without redis-py, :func:`run_processes` raises
+:class:`UnavailableError`, which the report shows as a skipped run.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
-import shutil
 import sys
 import tempfile
 import time
 import warnings
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from requests_criteo._cache import margin_for
 from requests_criteo.testing import FakeCriteo, RedisServer
 
+from .concurrency import RenewalResult, call_until, expected_token_requests, tokens_seen
 from .transports import API_PATH, CLIENT_ID, CLIENT_SECRET
 
-__all__ = ["ProcessResult", "RedisServer", "run_processes"]
+__all__ = ["ProcessResult", "UnavailableError", "run_processes"]
+
+
+class UnavailableError(Exception):
+    """A store whose run cannot be made here (what is missing is the message)."""
 
 
 @dataclass
-class ProcessResult:
+class ProcessResult(RenewalResult):
     """What the processes did together."""
 
     store: str
     processes: int
-    duration: float
-    lifetime: float
-    margin: float
-    token_requests: int
-    expected: int
-    tokens_used: int
-    requests: int
-    ok: int
-    statuses: dict[str, int] = field(default_factory=dict)
-    exceptions: dict[str, int] = field(default_factory=dict)
-    skipped: str | None = None
-
-    @property
-    def lifetimes(self) -> float:
-        """Token lifetimes elapsed during the run."""
-        return self.duration / self.lifetime
 
 
 def _store(kind: str, where: str) -> Any:
@@ -77,8 +65,6 @@ def _worker(
     """One process: its own auth and session on the shared store, requests until the end."""
     import requests_criteo
 
-    statuses: Counter[str] = Counter()
-    exceptions: Counter[str] = Counter()
     try:
         session = requests_criteo.session(
             CLIENT_ID,
@@ -92,15 +78,7 @@ def _worker(
         results.put(({}, {type(exc).__name__: 1}))
         return
     barrier.wait()
-    end = time.monotonic() + duration
-    while time.monotonic() < end:
-        try:
-            response = session.get(url)
-        except Exception as exc:  # a failure is a result
-            exceptions[type(exc).__name__] += 1
-        else:
-            statuses[str(response.status_code)] += 1
-            response.close()
+    statuses, exceptions = call_until(lambda: session.get(url), time.monotonic() + duration)
     session.close()
     results.put((dict(statuses), dict(exceptions)))
 
@@ -111,42 +89,63 @@ def _context() -> Any:
     return multiprocessing.get_context(method)
 
 
-def run_processes(
-    kind: str, processes: int, lifetime: float, duration: float, redis_url: str | None = None
-) -> ProcessResult:
-    """Run *processes* processes on a ``kind`` (``"file"`` or ``"redis"``) store."""
-    margin = margin_for(lifetime)
-    expected = -(-duration // (lifetime - margin))
+def _redis_server(directory: str) -> RedisServer:
+    """A ``redis-server`` not yet started, in *directory*; :class:`UnavailableError` if none."""
+    missing = []
+    try:
+        import redis  # noqa: F401 - only whether it is there
+    except ImportError:
+        missing.append("redis-py is not installed")
+    try:
+        server = RedisServer(directory)
+    except FileNotFoundError:
+        missing.append("redis-server is not installed")
+    if missing:
+        raise UnavailableError("; ".join(missing))
+    return server
+
+
+def run_processes(kind: str, processes: int, lifetime: float, duration: float) -> ProcessResult:
+    """Run *processes* processes on a ``kind`` (``"file"`` or ``"redis"``) store.
+
+    :raises UnavailableError: the Redis run, without redis-py or ``redis-server``.
+    """
     with tempfile.TemporaryDirectory(prefix="requests-criteo-bench-") as directory:
-        where = redis_url if kind == "redis" else str(Path(directory) / "tokens.json")
-        assert where is not None
-        ctx = _context()
-        with FakeCriteo(lifetime=lifetime) as fake:
-            barrier = ctx.Barrier(processes, timeout=60)
-            results = ctx.Queue()
-            workers = [
-                ctx.Process(
-                    target=_worker, args=(kind, where, fake.url, duration, barrier, results)
-                )
-                for _ in range(processes)
-            ]
-            with warnings.catch_warnings():
-                # Python 3.12+ warns about fork() in a process with threads (the fake's):
-                # the children only make requests, they never touch the fake's state.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                for worker in workers:
-                    worker.start()
-            statuses: Counter[str] = Counter()
-            exceptions: Counter[str] = Counter()
-            for _ in workers:
-                got_statuses, got_exceptions = results.get(timeout=duration + 120)
-                statuses.update(got_statuses)
-                exceptions.update(got_exceptions)
+        if kind == "file":
+            return _run(kind, str(Path(directory) / "tokens.json"), processes, lifetime, duration)
+        server = _redis_server(directory).start()
+        try:
+            return _run(kind, server.url, processes, lifetime, duration)
+        finally:
+            server.stop()
+
+
+def _run(kind: str, where: str, processes: int, lifetime: float, duration: float) -> ProcessResult:
+    margin = margin_for(lifetime)
+    ctx = _context()
+    with FakeCriteo(lifetime=lifetime) as fake:
+        barrier = ctx.Barrier(processes, timeout=60)
+        results = ctx.Queue()
+        workers = [
+            ctx.Process(target=_worker, args=(kind, where, fake.url, duration, barrier, results))
+            for _ in range(processes)
+        ]
+        with warnings.catch_warnings():
+            # Python 3.12+ warns about fork() in a process with threads (the fake's):
+            # the children only make requests, they never touch the fake's state.
+            warnings.simplefilter("ignore", DeprecationWarning)
             for worker in workers:
-                worker.join(30)
-            token_requests = fake.token_requests
-            tokens_used = len({r.bearer for r in fake.api_calls() if r.bearer})
-    total = sum(statuses.values()) + sum(exceptions.values())
+                worker.start()
+        statuses: Counter[str] = Counter()
+        exceptions: Counter[str] = Counter()
+        for _ in workers:
+            got_statuses, got_exceptions = results.get(timeout=duration + 120)
+            statuses.update(got_statuses)
+            exceptions.update(got_exceptions)
+        for worker in workers:
+            worker.join(30)
+        token_requests = fake.token_requests
+        tokens_used = tokens_seen(fake)
     return ProcessResult(
         store=kind,
         processes=processes,
@@ -154,17 +153,10 @@ def run_processes(
         lifetime=lifetime,
         margin=margin,
         token_requests=token_requests,
-        expected=int(expected),
+        expected=expected_token_requests(duration, lifetime, margin),
         tokens_used=tokens_used,
-        requests=total,
+        requests=sum(statuses.values()) + sum(exceptions.values()),
         ok=statuses.get("200", 0),
         statuses=dict(statuses),
         exceptions=dict(exceptions),
-    )
-
-
-def redis_binary() -> str | None:
-    """The ``redis-server`` to start, or ``None``."""
-    return shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
     )
