@@ -279,23 +279,19 @@ def _memory_checks(timings: list[Timing], report: Report) -> bool:
 
 
 def run_loopback(settings: Settings, report: Report) -> None:
-    with pinned() as (cpu, server_cpu):
-        server = LoopbackServer().start(server_cpu)
+    with pinned() as (cpu, server_cpu), LoopbackServer(server_cpu) as server:
+        candidates = build_candidates(server.url, memory=False, trust_env=settings.trust_env)
         try:
-            candidates = build_candidates(server.url, memory=False, trust_env=settings.trust_env)
-            try:
-                samples, errors = measure(
-                    candidates,
-                    settings.loopback_requests,
-                    settings.loopback_rounds,
-                    settings.loopback_warmup,
-                    settings.settle,
-                )
-            finally:
-                for candidate in candidates:
-                    candidate.close()
+            samples, errors = measure(
+                candidates,
+                settings.loopback_requests,
+                settings.loopback_rounds,
+                settings.loopback_warmup,
+                settings.settle,
+            )
         finally:
-            server.stop()
+            for candidate in candidates:
+                candidate.close()
     timings = summarise(candidates, samples, errors)
     notes = _hot_notes(settings, settings.loopback_requests, settings.loopback_rounds)
     if cpu is not None:
@@ -420,7 +416,7 @@ def run_lifetimes(settings: Settings, report: Report) -> None:
         )
     )
     for r in results:
-        if r.kind == "criteo":
+        if r.kind == CRITEO:
             report.checks.append(
                 Check(
                     "lifetimes",
@@ -461,7 +457,7 @@ def run_storm(settings: Settings, report: Report) -> None:
         )
     )
     for r in results:
-        if r.kind == "criteo":
+        if r.kind == CRITEO:
             n = r.threads
             report.checks.append(
                 Check(

@@ -79,6 +79,10 @@ def _mounted(session: requests.Session, base: str, memory: bool) -> requests.Ses
     return session
 
 
+def _criteo_adapter(auth: CriteoAuth, memory: bool) -> CriteoAdapter:
+    return MemoryCriteoAdapter(auth) if memory else CriteoAdapter(auth)
+
+
 def _token(base: str, memory: bool) -> dict[str, Any]:
     """A valid token, fetched once from the transport, in the shape the peers keep."""
     with _mounted(requests.Session(), base, memory) as session:
@@ -125,11 +129,7 @@ def build_candidates(base: str, memory: bool, trust_env: bool = False) -> list[C
         )
 
     adapter_session = requests.Session()
-    adapter_auth = criteo_auth()
-    adapter: CriteoAdapter = (
-        MemoryCriteoAdapter(adapter_auth) if memory else CriteoAdapter(adapter_auth)
-    )
-    adapter_session.mount(base + "/", adapter)
+    adapter_session.mount(base + "/", _criteo_adapter(criteo_auth(), memory))
     candidates.append(
         Candidate(
             "criteo-adapter",
@@ -144,10 +144,7 @@ def build_candidates(base: str, memory: bool, trust_env: bool = False) -> list[C
     # SessionAuth, which spares requests its per-call URL-credential and .netrc lookups.
     criteo_session = CriteoSession()
     session_auth = criteo_auth()
-    criteo_session.mount(
-        base + "/",
-        MemoryCriteoAdapter(session_auth) if memory else CriteoAdapter(session_auth),
-    )
+    criteo_session.mount(base + "/", _criteo_adapter(session_auth, memory))
     criteo_session.auth = SessionAuth(session_auth)
     candidates.append(
         Candidate(

@@ -44,6 +44,7 @@ from requests_criteo import CriteoAuth
 from requests_criteo._cache import margin_for
 from requests_criteo.testing import FakeCriteo
 
+from .candidates import CRITEO, PEER
 from .transports import (
     API_PATH,
     CLIENT_ID,
@@ -73,7 +74,7 @@ class Client:
     """One client shared by the threads."""
 
     name: str
-    kind: str  # "criteo" or "peer"
+    kind: str  # CRITEO or PEER
     how: str  # how it renews, in a few words
     margin: float  # seconds before expiry at which it renews (0: none)
     call: Callable[[], requests.Response]
@@ -121,7 +122,7 @@ def build_client(name: str, fake: FakeCriteo, threads: int) -> Client:
         session.mount(fake.url + "/", adapter)
         return Client(
             name,
-            "criteo",
+            CRITEO,
             "CriteoAdapter on a shared session",
             margin,
             lambda: session.get(url),
@@ -133,7 +134,7 @@ def build_client(name: str, fake: FakeCriteo, threads: int) -> Client:
         plain = _pooled(requests.Session(), threads)
         return Client(
             name,
-            "criteo",
+            CRITEO,
             "auth=CriteoAuth on a shared session",
             margin,
             lambda: plain.get(url, auth=auth),
@@ -165,7 +166,7 @@ def build_client(name: str, fake: FakeCriteo, threads: int) -> Client:
 
         return Client(
             name,
-            "peer",
+            PEER,
             "fetch_token(); on TokenExpiredError fetch_token() and retry",
             0.0,
             call_oauthlib,
@@ -177,6 +178,7 @@ def build_client(name: str, fake: FakeCriteo, threads: int) -> Client:
             OAuth2Session as AuthlibSession,
         )
 
+        leeway = int(margin)  # Authlib takes whole seconds
         authlib = _pooled(
             AuthlibSession(
                 CLIENT_ID,
@@ -184,15 +186,15 @@ def build_client(name: str, fake: FakeCriteo, threads: int) -> Client:
                 token_endpoint=token_url,
                 grant_type="client_credentials",
                 token_endpoint_auth_method="client_secret_post",
-                leeway=int(margin),
+                leeway=leeway,
             ),
             threads,
         )
         return Client(
             name,
-            "peer",
+            PEER,
             "OAuth2Session(grant_type=client_credentials, leeway=margin), fetch_token()",
-            margin,
+            float(leeway),
             lambda: authlib.get(url),
             lambda: authlib.fetch_token(),
             [authlib],
@@ -208,7 +210,7 @@ def build_client(name: str, fake: FakeCriteo, threads: int) -> Client:
         ra = _pooled(requests.Session(), threads)
         return Client(
             name,
-            "peer",
+            PEER,
             "auth=OAuth2ClientCredentials(early_expiry=margin)",
             margin,
             lambda: ra.get(url, auth=auth_ra),

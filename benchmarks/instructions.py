@@ -18,15 +18,14 @@ installed.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from .candidates import MEMORY_BASE, build_candidates
+from .server import ROOT, child_env
 
 __all__ = ["VALGRIND", "instructions_per_request", "main"]
 
@@ -55,9 +54,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def _count(mode: str, name: str, requests: int, url: str | None) -> int:
     assert VALGRIND is not None
-    root = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONHASHSEED="0", OAUTHLIB_INSECURE_TRANSPORT="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     command = [
         VALGRIND,
         "--tool=cachegrind",
@@ -71,7 +67,8 @@ def _count(mode: str, name: str, requests: int, url: str | None) -> int:
         str(requests),
         *([url] if url else []),
     ]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root)
+    env = child_env(PYTHONHASHSEED="0", OAUTHLIB_INSECURE_TRANSPORT="1")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
     found = _REFS.search(done.stderr)
     if done.returncode != 0 or found is None:
         raise RuntimeError(f"valgrind run of {name} failed: {done.stderr[-500:]}")

@@ -32,7 +32,7 @@ from requests.utils import check_header_validity, get_auth_from_url
 
 from requests_criteo import CriteoAdapter, CriteoAuth
 
-from .candidates import MEMORY_BASE, Candidate
+from .candidates import CRITEO, MEMORY_BASE, Candidate
 from .transports import (
     API_PATH,
     CLIENT_ID,
@@ -61,7 +61,7 @@ def profile_candidates(candidates: list[Candidate], requests_count: int) -> list
     """Profile the requests-criteo candidates; rows sorted by own time, per candidate."""
     rows: list[ProfileRow] = []
     for candidate in candidates:
-        if candidate.kind != "criteo":
+        if candidate.kind != CRITEO:
             continue
         for _ in range(200):
             candidate.call()

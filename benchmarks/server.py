@@ -24,20 +24,31 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["LoopbackServer", "main"]
+__all__ = ["API_BODY", "ROOT", "UNAUTHORIZED_BODY", "LoopbackServer", "child_env", "main"]
 
 _TOKEN_LINE = b" /oauth2/token"
 _BEARER = b"\r\nauthorization: bearer "
 _LENGTH = b"\r\ncontent-length:"
 _CLOSE = b"\r\nconnection: close"
-_API_BODY = b'{"data":{"id":"fake-client-id","type":"Application","attributes":{}}}'
-_TOKEN_BODY = (
-    b'{"access_token":"bench.loopback.' + b"A" * 690 + b'","token_type":"Bearer","expires_in":900}'
-)
-_401_BODY = (
+#: The API answer: small, as Criteo's ``/me`` (also the in-memory transport's).
+API_BODY = b'{"data":{"id":"fake-client-id","type":"Application","attributes":{}}}'
+#: The 401 answer, as Criteo's error envelope (also the in-memory transport's).
+UNAUTHORIZED_BODY = (
     b'{"errors":[{"type":"authorization","code":"authorization-token-invalid",'
     b'"title":"The authorization header is invalid"}]}'
 )
+_TOKEN_BODY = (
+    b'{"access_token":"bench.loopback.' + b"A" * 690 + b'","token_type":"Bearer","expires_in":900}'
+)
+#: The project's root, from which the benchmarks' child processes run.
+ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This process's environment, with the project on ``PYTHONPATH``, plus *extra*."""
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
+    return env
 
 
 def _response(status: bytes, body: bytes) -> bytes:
@@ -51,9 +62,9 @@ def _response(status: bytes, body: bytes) -> bytes:
     )
 
 
-_OK = _response(b"200 OK", _API_BODY)
+_OK = _response(b"200 OK", API_BODY)
 _TOKEN = _response(b"200 OK", _TOKEN_BODY)
-_UNAUTHORIZED = _response(b"401 Unauthorized", _401_BODY)
+_UNAUTHORIZED = _response(b"401 Unauthorized", UNAUTHORIZED_BODY)
 
 
 class _Protocol(asyncio.Protocol):
@@ -133,7 +144,8 @@ def main() -> None:
 class LoopbackServer:
     """Runs :func:`main` in a child process; ``url`` is ``http://127.0.0.1:PORT``."""
 
-    def __init__(self) -> None:
+    def __init__(self, cpu: int | None = None) -> None:
+        self.cpu = cpu  # the CPU to run on, when given
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -142,20 +154,17 @@ class LoopbackServer:
         """The server's base URL."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, cpu: int | None = None) -> LoopbackServer:
-        """Start the child (on CPU *cpu*, when given) and wait until it listens."""
-        root = str(Path(__file__).resolve().parent.parent)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    def start(self) -> LoopbackServer:
+        """Start the child (on its CPU, when given) and wait until it listens."""
         self.process = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.server"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            cwd=root,
-            env=env,
+            cwd=ROOT,
+            env=child_env(),
         )
-        if cpu is not None and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(self.process.pid, {cpu})
+        if self.cpu is not None and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(self.process.pid, {self.cpu})
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line.strip().isdigit():

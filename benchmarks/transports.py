@@ -35,6 +35,9 @@ from requests.adapters import HTTPAdapter
 from urllib3 import HTTPResponse
 
 from requests_criteo import CriteoAdapter
+from requests_criteo.testing import FakeCriteo
+
+from .server import API_BODY, UNAUTHORIZED_BODY
 
 __all__ = [
     "API_PATH",
@@ -51,18 +54,10 @@ __all__ = [
 ]
 
 #: The credentials every benchmark client uses (FakeCriteo's, so that it accepts them).
-CLIENT_ID = "fake-client-id"
-CLIENT_SECRET = "fake+client/secret=="
+CLIENT_ID = FakeCriteo.CLIENT_ID
+CLIENT_SECRET = FakeCriteo.CLIENT_SECRET
 TOKEN_PATH = "/oauth2/token"
 API_PATH = "/2025-10/retail-media/me"
-
-#: The API answer: small, as Criteo's ``/me``.
-API_BODY = b'{"data":{"id":"fake-client-id","type":"Application","attributes":{}}}'
-#: The 401 answer, as Criteo's error envelope.
-UNAUTHORIZED_BODY = (
-    b'{"errors":[{"type":"authorization","code":"authorization-token-invalid",'
-    b'"title":"The authorization header is invalid"}]}'
-)
 _JSON_HEADERS: Mapping[str, str] = {"Content-Type": "application/json"}
 
 # The types of HTTPAdapter.send's parameters, as typeshed gives them.
