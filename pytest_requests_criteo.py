@@ -27,6 +27,13 @@ if TYPE_CHECKING:
     from requests_criteo.testing import FakeCriteo
 
 
+def _fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    from requests_criteo.testing import FakeCriteo
+
+    monkeypatch.setenv("CRITEO_CLIENT_ID", FakeCriteo.CLIENT_ID)
+    monkeypatch.setenv("CRITEO_CLIENT_SECRET", FakeCriteo.CLIENT_SECRET)
+
+
 def _forget_tokens() -> None:
     from requests_criteo import shared_cache
 
@@ -50,8 +57,7 @@ def fake_criteo(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCriteo]:
 
     _forget_tokens()
     with FakeCriteo() as fake:
-        monkeypatch.setenv("CRITEO_CLIENT_ID", FakeCriteo.CLIENT_ID)
-        monkeypatch.setenv("CRITEO_CLIENT_SECRET", FakeCriteo.CLIENT_SECRET)
+        _fake_credentials(monkeypatch)
         monkeypatch.setenv("CRITEO_TOKEN_URL", fake.token_url)
         for name in ("NO_PROXY", "no_proxy"):  # a proxy from the environment must not
             monkeypatch.setenv(name, "127.0.0.1,localhost")  # stand between the two
@@ -74,11 +80,10 @@ def criteo_responses(monkeypatch: pytest.MonkeyPatch) -> Iterator[responses.Requ
         import responses as responses_module
     except ImportError:  # pragma: no cover - depends on the user's environment
         pytest.fail("the criteo_responses fixture needs the 'responses' package")
-    from requests_criteo.testing import FakeCriteo, add_token_endpoint
+    from requests_criteo.testing import add_token_endpoint
 
     _forget_tokens()
-    monkeypatch.setenv("CRITEO_CLIENT_ID", FakeCriteo.CLIENT_ID)
-    monkeypatch.setenv("CRITEO_CLIENT_SECRET", FakeCriteo.CLIENT_SECRET)
+    _fake_credentials(monkeypatch)
     monkeypatch.delenv("CRITEO_TOKEN_URL", raising=False)
     with responses_module.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         add_token_endpoint(rsps)
