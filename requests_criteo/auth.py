@@ -631,8 +631,10 @@ class CriteoAuth(AuthBase):
             state = self._adopt(request)  # a same-origin redirect hop of ours, perhaps
         if state is None or state.resent or request.url is None:
             return r
-        auth = state.auth
-        if auth is None or not request.url.startswith(auth._prefixes):
+        # The auth that decorated the request, or, once nothing holds it any more, this one
+        # (the hook's or the adapter's), if the request is for one of its origins.
+        auth = state.auth or self
+        if not request.url.startswith(auth._prefixes):
             return r
         if not state.replayable:
             log.warning(

@@ -99,11 +99,12 @@ def read_capped(response: requests.Response, limit: int) -> bytes:
     Returns up to ``limit + 1`` bytes: one more than *limit* says there was more, in which
     case the connection is closed rather than handed back half-read (likewise when the
     body cannot be read at all: ``b""`` is returned). A body already read is returned as
-    it is. Used for 401s before a resend and for error bodies, never for a 200 a caller
-    streams.
+    it is (``b""`` if it was streamed away by ``iter_content``). Used for 401s before a
+    resend and for error bodies, never for a 200 a caller streams.
     """
     if response._content_consumed:  # type: ignore[attr-defined]
-        return response.content or b""
+        content = response._content  # not .content, which raises for a body streamed away
+        return content if isinstance(content, bytes) else b""
     raw = response.raw
     try:
         data: bytes | None = raw.read(limit + 1, decode_content=True) if raw is not None else b""

@@ -518,3 +518,41 @@ def test_a_request_sent_by_the_adapter_keeps_its_401_handling_when_sent_again(
         r = requests.Session().send(prep)  # the same request, without the adapter
     assert r.status_code == 200
     assert [h.status_code for h in r.history] == [401]
+
+
+# -- from the review of the whole change -------------------------------------------------
+
+
+def test_a_401_whose_body_an_earlier_hook_streamed_away_is_still_resent(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    one_expiry(mocked)
+    s = requests.Session()
+    prep = s.prepare_request(requests.Request("GET", ME, auth=auth))
+    prep.hooks["response"].insert(0, lambda r, **kwargs: list(r.iter_content(10)) and None)
+    r = s.send(prep, stream=True)
+    assert r.status_code == 200
+    assert [h.status_code for h in r.history] == [401]
+
+
+def test_a_request_whose_auth_is_gone_is_resent_by_the_auth_handling_its_401(
+    mocked: responses.RequestsMock, cache: TokenCache
+) -> None:
+    """Decorated by an adapter's auth that is freed since; sent again under install()."""
+    mocked.post(TOKEN_URL, json=token_json("tok-1"))
+    mocked.post(TOKEN_URL, json=token_json("tok-2"))
+    mocked.get(ME, json={})
+    mocked.get(ME, status=401, json=EXPIRED)
+    mocked.get(ME, json={})
+    s = adapter_session(CriteoAuth("client-1", SECRET, cache=cache))
+    prep = s.prepare_request(requests.Request("GET", ME))
+    assert s.send(prep).status_code == 200
+    del s
+    mocked.calls.reset()  # its records hold the response, and so the adapter
+    gc.collect()
+    assert getattr(prep, STATE_ATTRIBUTE).auth is None
+    with requests_criteo.install(CriteoAuth("client-1", SECRET, cache=cache)):
+        r = requests.Session().send(prep)
+    assert r.status_code == 200
+    assert [h.status_code for h in r.history] == [401]
+    assert r.request.headers["Authorization"] == "Bearer tok-2"
