@@ -238,11 +238,10 @@ def breakdown(number: int = 20_000) -> list[Step]:
             adapter_ns - apply_ns,
         ),
         Step(
-            "requests calling the 401 hook on a 200 (auth= and session() paths)",
+            "requests calling the 401 hook on a 200 (auth= path)",
             small["dispatch"] - small["no_hook"],
-            "dispatch_hook with the hook, less without it; the adapter alone registers no "
-            "hook (it checks the status itself), but a request decorated before it, by "
-            "auth= or session()'s SessionAuth, keeps its hook",
+            "dispatch_hook with the hook, less without it; the adapter (and so session()) "
+            "registers no hook: it checks the status itself",
         ),
         Step("  clock read (time.monotonic) to check the cached token", small["clock"]),
         Step("  origin check: url.startswith(prefixes)", small["origin"]),

@@ -240,20 +240,23 @@ def mount(session: requests.Session, auth: CriteoAuth, **adapter_options: Any) -
 
 
 class SessionAuth(AuthBase):
-    """The ``auth`` of the sessions :func:`session` makes: ``apply(keep_authorization=True)``.
+    """The ``auth`` of the sessions :func:`session` makes: it leaves requests as they are.
 
-    Decorating at prepare time, as a session's ``auth``, spares requests two lookups it
-    makes on every call that has no auth (credentials in the URL, and ``~/.netrc``, which
-    it reads from disk each time), and keeps the adapter's rule that a caller's own
-    ``Bearer`` header is kept until Criteo refuses it. Requests to other hosts are left
-    as they are (without ``.netrc``).
+    A session with an ``auth`` spares requests two lookups it makes on every call that has
+    none: for credentials in the URL, and in ``~/.netrc``, which it reads from disk each
+    time. (So the session's requests to other hosts do not use ``.netrc`` either.) The
+    token is not put on here, when the request is prepared, but by the mounted
+    :class:`CriteoAdapter` as it sends the request to a Criteo origin: a prepared request
+    whose URL is changed afterwards, or that some other adapter sends, carries no token.
+
+    :param auth: the adapter's auth, kept for ``repr()`` and for finding it again.
     """
 
     def __init__(self, auth: CriteoAuth) -> None:
         self.auth = auth
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        return self.auth.apply(r, keep_authorization=True)
+        return r
 
     def __repr__(self) -> str:
         return f"SessionAuth({self.auth!r})"

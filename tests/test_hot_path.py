@@ -253,10 +253,10 @@ def test_the_resend_goes_with_the_callers_send_options(
 # -- a request decorated before it reaches the adapter keeps its hook ------------------
 #
 # The adapter resends the 401s of what it sends itself, so the hook of a request decorated
-# at prepare time (SessionAuth, auth=) looks idle there, and taking it off would spare
-# requests a hook call per response. It must stay: the hooks list is shared by the
-# request's redirect hops and copies, which other adapters may send, and the hook is what
-# keeps an auth given inline alive. Each test below failed when the adapter took it off.
+# by auth= looks idle there, and taking it off would spare requests a hook call per
+# response. It must stay: the hooks list is shared by the request's redirect hops and
+# copies, which other adapters may send, and the hook is what keeps an auth given inline
+# alive. Each test below failed when the adapter took it off.
 
 
 def criteo_session(auth: CriteoAuth) -> requests.Session:
@@ -281,16 +281,14 @@ def adapter_session(auth: CriteoAuth) -> requests.Session:
     return s
 
 
-@pytest.mark.parametrize("way", ["session()", "auth= and the adapter"])
 def test_a_request_decorated_before_the_adapter_is_resent_once_and_keeps_its_hook(
-    mocked: responses.RequestsMock, auth: CriteoAuth, way: str
+    mocked: responses.RequestsMock, auth: CriteoAuth
 ) -> None:
     one_expiry(mocked)
-    s = criteo_session(auth) if way == "session()" else adapter_session(auth)
-    options = {} if way == "session()" else {"auth": auth}
+    s = adapter_session(auth)
     seen: list[int] = []
     s.hooks["response"].append(lambda r, **kwargs: seen.append(r.status_code))
-    prep = s.prepare_request(requests.Request("GET", ME, **options))
+    prep = s.prepare_request(requests.Request("GET", ME, auth=auth))
     r = s.send(prep)
     assert r.status_code == 200
     assert [h.status_code for h in r.history] == [401]
@@ -312,9 +310,8 @@ def test_an_auth_given_inline_lives_through_the_adapters_resend(
     assert [h.status_code for h in r.history] == [401]
 
 
-@pytest.mark.parametrize("way", ["session()", "auth= and the adapter"])
 def test_a_redirect_hop_sent_by_another_adapter_is_still_resent(
-    mocked: responses.RequestsMock, auth: CriteoAuth, way: str
+    mocked: responses.RequestsMock, auth: CriteoAuth
 ) -> None:
     """The hop shares the first request's hooks list; the first went through the adapter."""
     legacy = "https://api.criteo.com/legacy/me"
@@ -323,9 +320,9 @@ def test_a_redirect_hop_sent_by_another_adapter_is_still_resent(
     mocked.get(legacy, status=301, headers={"Location": ME})
     mocked.get(ME, status=401, json=EXPIRED)
     mocked.get(ME, json={"data": "ok"})
-    s = criteo_session(auth) if way == "session()" else adapter_session(auth)
+    s = adapter_session(auth)
     s.mount("https://api.criteo.com/2025-10/", HTTPAdapter())  # the user's own, for /2025-10/
-    r = s.get(legacy, auth=None if way == "session()" else auth)
+    r = s.get(legacy, auth=auth)
     assert r.status_code == 200
     assert r.request.headers["Authorization"] == "Bearer tok-2"
 
@@ -350,7 +347,7 @@ def test_a_request_sent_through_the_adapter_is_resent_when_sent_again_elsewhere(
 def test_the_adapter_leaves_a_request_decorated_before_as_it_is(
     mocked: responses.RequestsMock, cache: TokenCache
 ) -> None:
-    """It does not decorate again what SessionAuth or auth= decorated (and apply() sees it once)."""
+    """It does not decorate again what auth= decorated (and apply() sees it once)."""
     mocked.post(TOKEN_URL, json=token_json("tok-1"))
     mocked.get(ME, json={})
     applied: list[dict[str, object]] = []
@@ -360,38 +357,19 @@ def test_the_adapter_leaves_a_request_decorated_before_as_it_is(
             applied.append(options)
             return super().apply(r, **options)
 
-    s = criteo_session(Counting("client-1", SECRET, cache=cache))
-    r = s.get(ME)
+    auth = Counting("client-1", SECRET, cache=cache)
+    r = adapter_session(auth).get(ME, auth=auth)
     assert r.request.headers["Authorization"] == "Bearer tok-1"
-    assert applied == [{"keep_authorization": True}]
-
-
-@pytest.mark.parametrize("detour", ["a longer mount", "a patched get_adapter"])
-def test_a_session_request_sent_by_another_adapter_keeps_its_hook_and_its_resend(
-    mocked: responses.RequestsMock, auth: CriteoAuth, detour: str
-) -> None:
-    """A user's own adapter, or a mocking library's, sends it: the hook still resends."""
-    one_expiry(mocked)
-    s = criteo_session(auth)
-    other = HTTPAdapter()
-    if detour == "a longer mount":
-        s.mount("https://api.criteo.com/2025-10/", other)  # preferred: the longer prefix
-    else:
-        s.get_adapter = lambda url: other  # type: ignore[method-assign]  # as requests-mock
-    r = s.get(ME)
-    assert r.status_code == 200
-    assert [h.status_code for h in r.history] == [401]
-    assert r.request.headers["Authorization"] == "Bearer tok-2"
-    assert r.connection is other
+    assert applied == [{}]
 
 
 def test_a_hook_put_before_the_auths_leaves_it_in_place_and_the_401_handled_once(
     mocked: responses.RequestsMock, auth: CriteoAuth
 ) -> None:
     one_expiry(mocked)
-    s = criteo_session(auth)
+    s = adapter_session(auth)
     seen: list[int] = []
-    prep = s.prepare_request(requests.Request("GET", ME))
+    prep = s.prepare_request(requests.Request("GET", ME, auth=auth))
     prep.hooks["response"].insert(0, lambda r, **kwargs: seen.append(r.status_code))
     r = s.send(prep)
     assert r.status_code == 200
@@ -400,6 +378,60 @@ def test_a_hook_put_before_the_auths_leaves_it_in_place_and_the_401_handled_once
     assert len(auth_hooks(prep)) == 1
     assert len([c for c in mocked.calls if c.request.url == TOKEN_URL]) == 2
     assert len([c for c in mocked.calls if c.request.url == ME]) == 2
+
+
+# -- session(): the token goes on in the adapter, as it sends ---------------------------
+
+
+def test_a_session_request_is_decorated_by_the_adapter_and_resent_without_a_hook(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    one_expiry(mocked)
+    s = criteo_session(auth)
+    seen: list[int] = []
+    s.hooks["response"].append(lambda r, **kwargs: seen.append(r.status_code))
+    prep = s.prepare_request(requests.Request("GET", ME))
+    assert "Authorization" not in prep.headers
+    r = s.send(prep)
+    assert r.status_code == 200
+    assert [h.status_code for h in r.history] == [401]
+    assert r.request.headers["Authorization"] == "Bearer tok-2"
+    assert auth_hooks(prep) == []
+    assert seen == [200]
+    assert len([c for c in mocked.calls if c.request.url == TOKEN_URL]) == 2
+
+
+def test_a_prepared_session_request_pointed_at_another_host_carries_no_token(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    """The token is put on as the adapter sends to Criteo, not when requests prepares."""
+    token_route = mocked.post(TOKEN_URL, json=token_json())
+    other = mocked.get("https://example.org/me", json={})
+    s = criteo_session(auth)
+    prep = s.prepare_request(requests.Request("GET", ME))
+    prep.url = "https://example.org/me"
+    assert s.send(prep).status_code == 200
+    assert "Authorization" not in other.calls[0].request.headers
+    assert token_route.call_count == 0
+
+
+@pytest.mark.parametrize("detour", ["a longer mount", "a patched get_adapter"])
+def test_a_session_request_another_adapter_sends_carries_no_token(
+    mocked: responses.RequestsMock, auth: CriteoAuth, detour: str
+) -> None:
+    """A user's own adapter, or a mocking library's: only a CriteoAdapter puts a token on."""
+    token_route = mocked.post(TOKEN_URL, json=token_json())
+    api = mocked.get(ME, json={})
+    s = criteo_session(auth)
+    other = HTTPAdapter()
+    if detour == "a longer mount":
+        s.mount("https://api.criteo.com/2025-10/", other)  # preferred: the longer prefix
+    else:
+        s.get_adapter = lambda url: other  # type: ignore[method-assign]  # as requests-mock
+    r = s.get(ME)
+    assert r.connection is other
+    assert "Authorization" not in api.calls[0].request.headers
+    assert token_route.call_count == 0
 
 
 def test_headers_replaced_by_a_plain_dict_still_get_the_token_and_the_agent(

@@ -1,4 +1,4 @@
-"""requests_criteo.session()'s SessionAuth: decorated at prepare time, same rules as the adapter."""
+"""requests_criteo.session()'s SessionAuth adds nothing: the adapter puts the token on."""
 
 from __future__ import annotations
 
