@@ -37,8 +37,9 @@ def _fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 def _forget_tokens() -> None:
     from requests_criteo import shared_cache
 
-    shared_cache().clear()
-    shared_cache().memory_store.clear()
+    cache = shared_cache()
+    cache.clear()
+    cache.memory_store.clear()
 
 
 @pytest.fixture

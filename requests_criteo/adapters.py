@@ -32,7 +32,6 @@ from .auth import (
     STATE_ATTRIBUTE,
     USER_AGENT,
     CriteoAuth,
-    _RequestState,
     header_value,
     note_redirect,
     replay_position,
@@ -171,7 +170,7 @@ class CriteoAdapter(HTTPAdapter):
         response returned is the resend's, with the 401 in its ``history``.
         """
         url = request.url
-        state: _RequestState | None = getattr(request, STATE_ATTRIBUTE, None)
+        state = getattr(request, STATE_ATTRIBUTE, None)  # the request's _RequestState
         if url is not None and url.startswith(self.auth._prefixes):
             headers = request.headers
             agent = header_value(headers, "user-agent")

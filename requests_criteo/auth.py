@@ -55,7 +55,7 @@ USER_AGENT = f"{default_user_agent()} requests-criteo/{__version__}"
 #: The most of a 401's body read before its connection is released for the resend.
 MAX_401_BODY = 64 * 1024
 #: Where a request carries what its 401 handling needs (see _RequestState).
-STATE_ATTRIBUTE = _STATE = "_criteo_state"
+STATE_ATTRIBUTE = "_criteo_state"
 
 # Secrets by (client_id, fingerprint), so that an auth unpickled or copied in this
 # process (or a forked child) finds its secret without the pickle carrying it.
@@ -467,7 +467,7 @@ class CriteoAuth(AuthBase):
         chain: tuple[str, ...] | None = getattr(r, _CHAIN, None)
         if chain is not None and not all(u.startswith(self._prefixes) for u in chain):
             return r  # a redirect hop that came from another site
-        state: _RequestState | None = getattr(r, _STATE, None)
+        state: _RequestState | None = getattr(r, STATE_ATTRIBUTE, None)
         if state is not None and (keep_authorization or state.resent):
             # Decorated already. A request an adapter sent has no hook (it handles its own
             # 401s): sent again some other way, it needs one.
@@ -494,7 +494,11 @@ class CriteoAuth(AuthBase):
                 headers["Authorization"] = token.header
         if state is not None:
             # Decorated before by another auth: from now on, this one handles its 401.
-            setattr(r, _STATE, _RequestState(self, token, state.replayable, state.body_position))
+            setattr(
+                r,
+                STATE_ATTRIBUTE,
+                _RequestState(self, token, state.replayable, state.body_position),
+            )
             if hook:
                 self._ensure_hook(r)
             return r
@@ -506,7 +510,7 @@ class CriteoAuth(AuthBase):
                 state = self._shared_state = _RequestState(self, token)
         else:
             state = _RequestState.of(self, token, r)
-        setattr(r, _STATE, state)
+        setattr(r, STATE_ATTRIBUTE, state)
         if hook:
             # First, so that a session's own hooks (raise_for_status...) see the resend.
             r.hooks["response"].insert(0, self.handle_401)
@@ -626,7 +630,7 @@ class CriteoAuth(AuthBase):
         # Once per 401: an adapter that handled it may hand it on to a hook unchanged.
         setattr(r, _HANDLED, True)
         request = r.request
-        state: _RequestState | None = getattr(request, _STATE, None)
+        state: _RequestState | None = getattr(request, STATE_ATTRIBUTE, None)
         if state is None:
             state = self._adopt(request)  # a same-origin redirect hop of ours, perhaps
         if state is None or state.resent or request.url is None:
@@ -665,7 +669,7 @@ class CriteoAuth(AuthBase):
         resent_state = _RequestState(
             auth, token, state.replayable, state.body_position, resent=True
         )
-        setattr(prep, _STATE, resent_state)
+        setattr(prep, STATE_ATTRIBUTE, resent_state)
         connection = r.connection
         resent: requests.Response = connection.send(
             prep,

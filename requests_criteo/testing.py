@@ -510,17 +510,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, _dumps(value), [("Content-Type", _JSON), *headers])
 
     def _send_envelope(
-        self, status: int, error_type: str, code: str, instance: str, title: str, **extra: str
+        self,
+        status: int,
+        error_type: str,
+        code: str,
+        instance: str,
+        title: str,
+        headers: Iterable[tuple[str, str]] = (),
+        **extra: str,
     ) -> None:
-        error = {
-            "traceId": str(uuid.uuid4()),
-            "type": error_type,
-            "code": code,
-            "instance": instance,
-            "title": title,
-            **extra,
-        }
-        self._send_json(status, {"errors": [error]})
+        envelope = _error_envelope(error_type, code, instance, title, **extra)
+        self._send_json(status, envelope, headers)
 
     def _send_oauth_error(self, status: int, error: str, description: str) -> None:
         self._send_json(status, {"error": error, "error_description": description}, _NO_STORE)
@@ -705,14 +705,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         allowed, rate_headers = fake._rate_check(client_id, path_only)
         if not allowed:
-            error = {
-                "traceId": str(uuid.uuid4()),
-                "type": "quota",
-                "code": "too-many-requests",
-                "instance": path_only,
-                "title": "API rate limit exceeded",
-            }
-            self._send_json(429, {"errors": [error]}, rate_headers)
+            self._send_envelope(
+                429,
+                "quota",
+                "too-many-requests",
+                path_only,
+                "API rate limit exceeded",
+                rate_headers,
+            )
             return
         if canned is not None:
             self._send(canned.status, canned.body, [*canned.headers, *rate_headers])
@@ -1297,18 +1297,9 @@ class FakeCriteo:
                            code="required-field", title="startDate is required",
                            error_type="validation")
         """
-        error: dict[str, str] = {
-            "traceId": str(uuid.uuid4()),
-            "type": error_type,
-            "code": code,
-            "instance": _split_path(path),
-            "title": title,
-        }
-        if detail is not None:
-            error["detail"] = detail
-        self.set_response(
-            path, status=status, json={"errors": [error]}, headers=headers, method=method
-        )
+        extra = {"detail": detail} if detail is not None else {}
+        envelope = _error_envelope(error_type, code, _split_path(path), title, **extra)
+        self.set_response(path, status=status, json=envelope, headers=headers, method=method)
 
     def clear_responses(self) -> None:
         """Forget every canned answer."""
@@ -1447,6 +1438,21 @@ class FakeCriteo:
     def _canned(self, path: str, method: str) -> _Canned | None:
         with self._lock:
             return self._responses.get((path, method.upper())) or self._responses.get((path, None))
+
+
+def _error_envelope(
+    error_type: str, code: str, instance: str, title: str, **extra: str
+) -> dict[str, list[dict[str, str]]]:
+    """Criteo's error envelope with one error, under a new trace id."""
+    error = {
+        "traceId": str(uuid.uuid4()),
+        "type": error_type,
+        "code": code,
+        "instance": instance,
+        "title": title,
+        **extra,
+    }
+    return {"errors": [error]}
 
 
 def add_token_endpoint(
