@@ -471,10 +471,16 @@ def run_authorize(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     tamper: Callable[[str], str] = lambda u: u,
+    token_url_from_env: bool = False,
 ) -> tuple[int, str]:
     out = io.StringIO()
     monkeypatch.setattr(sys, "stdout", out)
     monkeypatch.setattr(sys, "stdin", Browser(fake, out, tamper))
+    if token_url_from_env:
+        monkeypatch.setenv("CRITEO_TOKEN_URL", fake.token_url)
+        token_url = []
+    else:
+        token_url = ["--token-url", fake.token_url]
     status = main(
         [
             "authorize",
@@ -484,8 +490,7 @@ def run_authorize(
             REDIRECT,
             "--store",
             str(tmp_path / "tokens.json"),
-            "--token-url",
-            fake.token_url,
+            *token_url,
         ]
     )
     return status, out.getvalue()
@@ -520,6 +525,14 @@ def test_cli_authorize_saves_tokens_and_echoes_nothing_secret(
     code = fake.token_endpoint_requests()[0].form["code"]
     assert code not in out
     assert requests.get(me(fake), auth=auth, timeout=5).status_code == 200
+
+
+def test_cli_authorize_reads_the_token_endpoint_from_the_environment(
+    cli_env: None, fake: FakeCriteo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    status, _ = run_authorize(fake, tmp_path, monkeypatch, token_url_from_env=True)
+    assert status == 0
+    assert fake.token_requests == 1
 
 
 def test_cli_authorize_refuses_a_forged_state(

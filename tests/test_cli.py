@@ -140,6 +140,27 @@ def test_request_prints_the_answer_compact_when_piped(
     assert "requests-criteo/" in fake.api_calls()[0].headers["User-Agent"]
 
 
+def test_request_gives_no_token_to_a_redirect_back_from_another_site(
+    fake: FakeCriteo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Criteo -> another site -> Criteo: the last hop arrives without a token."""
+    with FakeCriteo() as elsewhere:
+        fake.set_response("/2025-10/go", status=307, headers={"Location": f"{elsewhere.url}/back"})
+        elsewhere.set_response(
+            "/back",
+            status=307,
+            headers={"Location": f"{fake.url}/2025-10/retail-media/me"},
+            authorize=False,
+        )
+        assert main(["request", "GET", "/2025-10/go"]) == 1
+    first, last = fake.api_calls()
+    assert first.bearer is not None
+    assert last.path == "/2025-10/retail-media/me"
+    assert last.bearer is None
+    assert fake.token_requests == 1
+    assert "401" in capsys.readouterr().err
+
+
 def test_request_pretty_on_a_terminal(fake: FakeCriteo, monkeypatch: pytest.MonkeyPatch) -> None:
     tty = Tty()
     monkeypatch.setattr(sys, "stdout", tty)

@@ -517,21 +517,24 @@ def test_an_auth_is_freed_with_its_last_reference(
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_forgets_the_threads_sending_generators(cache: TokenCache) -> None:
     """The child's threads may reuse the identifier of a parent thread caught mid-send."""
-    adapter = CriteoAdapter(CriteoAuth("client-1", SECRET, cache=cache))
-    adapter._unreplayable.add(threading.get_ident())  # this thread, as if mid-send
-    assert adapter.max_retries.total == 0
+    auth = CriteoAuth("client-1", SECRET, cache=cache)
+    adapters = [CriteoAdapter(auth), pickle.loads(pickle.dumps(CriteoAdapter(auth)))]
+    for adapter in adapters:
+        adapter._unreplayable.add(threading.get_ident())  # this thread, as if mid-send
+        assert adapter.max_retries.total == 0
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through the pipe
         try:
-            os.write(write, b"%d" % adapter.max_retries.total)
+            os.write(write, b",".join(b"%d" % a.max_retries.total for a in adapters))
         finally:
             os._exit(0)
     os.close(write)
     os.waitpid(pid, 0)
     with os.fdopen(read, "rb") as pipe:
-        assert pipe.read() == b"4"
-    adapter._unreplayable.clear()
+        assert pipe.read() == b"4,4"  # the unpickled adapter too
+    for adapter in adapters:
+        adapter._unreplayable.clear()
 
 
 def test_a_request_sent_by_the_adapter_keeps_its_401_handling_when_sent_again(
@@ -588,3 +591,43 @@ def test_a_request_whose_auth_is_gone_is_resent_by_the_auth_handling_its_401(
     assert r.status_code == 200
     assert [h.status_code for h in r.history] == [401]
     assert r.request.headers["Authorization"] == "Bearer tok-2"
+
+
+def test_an_auth_applied_after_another_takes_the_request_over(
+    mocked: responses.RequestsMock, cache: TokenCache
+) -> None:
+    mocked.post(TOKEN_URL, json=token_json("tok-1"))
+    mocked.post(TOKEN_URL, json=token_json("tok-2"))
+    first = CriteoAuth("client-1", SECRET, cache=cache)
+    second = CriteoAuth("client-2", SECRET, cache=cache)
+    prep = prepared(auth=first)
+    second(prep)
+    assert prep.headers["Authorization"] == "Bearer tok-2"
+    assert getattr(prep, STATE_ATTRIBUTE).auth is second
+    assert len(auth_hooks(prep)) == 1  # the first's hook serves: it acts for the state's auth
+
+
+def test_an_auth_taking_over_an_adapters_request_registers_the_hook(
+    mocked: responses.RequestsMock, cache: TokenCache
+) -> None:
+    """The adapter decorated it without a hook (it handles its own 401s); auth= needs one."""
+    mocked.post(TOKEN_URL, json=token_json("tok-1"))
+    mocked.post(TOKEN_URL, json=token_json("tok-2"))
+    prep = prepared()
+    CriteoAuth("client-1", SECRET, cache=cache).apply(prep, keep_authorization=True, hook=False)
+    assert auth_hooks(prep) == []
+    second = CriteoAuth("client-2", SECRET, cache=cache)
+    second(prep)
+    assert getattr(prep, STATE_ATTRIBUTE).auth is second
+    assert len(auth_hooks(prep)) == 1
+
+
+def test_a_request_without_a_user_agent_gets_the_librarys(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    mocked.post(TOKEN_URL, json=token_json())
+    mocked.get(ME, json={})
+    prep = prepared()
+    assert "User-Agent" not in prep.headers
+    CriteoAdapter(auth).send(prep)
+    assert prep.headers["User-Agent"] == requests_criteo.USER_AGENT

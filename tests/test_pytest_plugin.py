@@ -54,6 +54,9 @@ def test_criteo_responses_starts_clean_too(criteo_responses):
     r = requests.get("https://api.criteo.com/2025-10/retail-media/me",
                      auth=CriteoAuth.from_env())
     assert r.request.headers["Authorization"] == "Bearer fake-token-1"
+    # The test before cached a token for the same client and endpoint: it must be gone.
+    token_url = requests_criteo.DEFAULT_TOKEN_URL
+    assert [c.request.url for c in criteo_responses.calls].count(token_url) == 1
 """
 
 
@@ -75,3 +78,17 @@ def test_a_users_project_gets_the_fixtures_with_no_conftest(pytester: pytest.Pyt
     assert not (pytester.path / "conftest.py").exists()
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
     result.assert_outcomes(passed=7)
+
+
+def test_the_fixtures_hold_in_a_hostile_environment(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dead proxy and a stray CRITEO_TOKEN_URL in the user's environment change nothing."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CRITEO_TOKEN_URL", "https://token.invalid/oauth2/token")
+    pytester.makepyfile(test_user_code=USER_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(passed=6)
