@@ -44,6 +44,11 @@ def one_expiry(mocked: responses.RequestsMock) -> None:
     mocked.get(ME, json={"data": "ok"})
 
 
+def calls_to(mocked: responses.RequestsMock, url: str) -> int:
+    """How many requests *mocked* answered for *url*."""
+    return sum(1 for c in mocked.calls if c.request.url == url)
+
+
 def prepared(method: str = "GET", url: str = ME, **kwargs: object) -> requests.PreparedRequest:
     return requests.Request(method, url, **kwargs).prepare()
 
@@ -111,7 +116,7 @@ def test_a_request_sent_with_an_old_token_is_resent_with_the_new_one(
     assert r.status_code == 200
     assert r.request.headers["Authorization"] == "Bearer tok-2"
     # tok-2 was already current: the 401 to tok-1 fetched nothing more.
-    assert len([c for c in mocked.calls if c.request.url == TOKEN_URL]) == 2
+    assert calls_to(mocked, TOKEN_URL) == 2
 
 
 # -- the adapter resends its own 401s ---------------------------------------------------
@@ -142,8 +147,8 @@ def test_the_adapter_with_auth_given_too_resends_once_and_fetches_once(
     r = s.get(ME, auth=auth)  # the hook is registered; the adapter resends first
     assert r.status_code == 200
     assert len(r.history) == 1
-    assert len([c for c in mocked.calls if c.request.url == ME]) == 2
-    assert len([c for c in mocked.calls if c.request.url == TOKEN_URL]) == 2
+    assert calls_to(mocked, ME) == 2
+    assert calls_to(mocked, TOKEN_URL) == 2
 
 
 def test_the_adapter_returns_a_second_401(mocked: responses.RequestsMock, auth: CriteoAuth) -> None:
@@ -294,8 +299,8 @@ def test_a_request_decorated_before_the_adapter_is_resent_once_and_keeps_its_hoo
     assert [h.status_code for h in r.history] == [401]
     assert len(auth_hooks(prep)) == 1
     assert seen == [200]
-    assert len([c for c in mocked.calls if c.request.url == TOKEN_URL]) == 2
-    assert len([c for c in mocked.calls if c.request.url == ME]) == 2
+    assert calls_to(mocked, TOKEN_URL) == 2
+    assert calls_to(mocked, ME) == 2
 
 
 def test_an_auth_given_inline_lives_through_the_adapters_resend(
@@ -376,8 +381,8 @@ def test_a_hook_put_before_the_auths_leaves_it_in_place_and_the_401_handled_once
     assert len(r.history) == 1
     assert seen == [200]
     assert len(auth_hooks(prep)) == 1
-    assert len([c for c in mocked.calls if c.request.url == TOKEN_URL]) == 2
-    assert len([c for c in mocked.calls if c.request.url == ME]) == 2
+    assert calls_to(mocked, TOKEN_URL) == 2
+    assert calls_to(mocked, ME) == 2
 
 
 # -- session(): the token goes on in the adapter, as it sends ---------------------------
@@ -398,7 +403,7 @@ def test_a_session_request_is_decorated_by_the_adapter_and_resent_without_a_hook
     assert r.request.headers["Authorization"] == "Bearer tok-2"
     assert auth_hooks(prep) == []
     assert seen == [200]
-    assert len([c for c in mocked.calls if c.request.url == TOKEN_URL]) == 2
+    assert calls_to(mocked, TOKEN_URL) == 2
 
 
 def test_a_prepared_session_request_pointed_at_another_host_carries_no_token(
