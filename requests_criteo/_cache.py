@@ -184,9 +184,16 @@ class TokenCache:
         return None
 
     def put(self, key: Hashable, token: Token) -> None:
-        """Cache *token* under *key* until its refresh time."""
+        """Cache *token* under *key* until its refresh time.
+
+        A different token it replaces is marked dropped, so that auths holding that one
+        move on to *token* (a new consent's, say) at their next request.
+        """
         with self._lock:
+            replaced = self._tokens.get(key)
             self._tokens[key] = token
+        if replaced is not None and replaced is not token:
+            replaced.dropped = True
 
     def drop(self, key: Hashable, token: Token) -> bool:
         """Forget *token*, which the API refused; ``True`` if it was still the cached one.

@@ -393,9 +393,10 @@ class CriteoAuth(AuthBase):
     ) -> CriteoAuth:
         """Exchange an authorization code for tokens, and return the auth that uses them.
 
-        The code is sent once: codes are single-use, so a failed exchange is never
-        retried (except a 429, which Criteo did not execute). The access and refresh
-        tokens go to the store (``store=``, the process's memory by default) and to
+        The code is always sent, once, even when tokens for the same client and account
+        are cached: they are replaced by the new consent's. Codes are single-use, so a
+        failed exchange is never retried (except a 429, which Criteo did not execute). The
+        access and refresh tokens go to the store (``store=``, the process's memory by default) and to
         ``on_token=`` before the auth is returned::
 
             request = requests_criteo.consent_url(client_id, redirect_uri)
@@ -417,7 +418,11 @@ class CriteoAuth(AuthBase):
             raise TypeError("redirect_uri must be the redirect URI of the consent request")
         options["grant"] = AUTHORIZATION_CODE
         auth = cls(client_id, client_secret, **options)
-        auth._cached(lambda: auth._source.exchange(code, redirect_uri, code_verifier))
+        # Always sent, even with a token cached for this account: a new code is a new
+        # consent, whose tokens replace the old ones in the store and the cache.
+        token = auth._source.exchange(code, redirect_uri, code_verifier)
+        auth.cache.put(auth._key, token)
+        auth._token = token
         return auth
 
     def __repr__(self) -> str:

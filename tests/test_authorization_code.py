@@ -210,6 +210,39 @@ def test_a_code_is_used_once(fake: FakeCriteo, clock: FakeClock) -> None:
     assert_no_secret(str(info.value), code, verifier or "")
 
 
+def test_a_code_used_twice_for_the_same_account_is_refused(
+    fake: FakeCriteo, clock: FakeClock
+) -> None:
+    code, verifier = consent(fake)
+    auth = exchange(fake, clock, code, verifier)
+    with pytest.raises(ConsentRequiredError, match="consent again") as info:
+        exchange(fake, clock, code, verifier)  # same account: a token is cached
+    # The refusal loses nothing: the first exchange's tokens are still used.
+    assert requests.get(me(fake), auth=auth, timeout=5).status_code == 200
+    assert info.value.error == "invalid_grant"
+    codes = [r.form.get("code") for r in fake.token_endpoint_requests()]
+    assert codes == [code, code]  # sent both times
+
+
+def test_a_new_code_is_exchanged_even_with_a_token_cached(
+    fake: FakeCriteo, clock: FakeClock
+) -> None:
+    store = MemoryTokenStore(clock=clock)
+    first = authorize(fake, clock, store=store)
+    first_stored = store.read(first._source.key)
+    second = authorize(fake, clock, store=store)  # a second consent, same account
+    assert fake.code_exchanges == 2
+    second_stored = store.read(second._source.key)
+    assert first_stored is not None and second_stored is not None
+    assert second_stored.access_token != first_stored.access_token
+    assert second_stored.refresh_token != first_stored.refresh_token
+    # Both auths (one cache key) now send the second consent's token.
+    for auth in (first, second):
+        assert requests.get(me(fake), auth=auth, timeout=5).status_code == 200
+    assert {c.bearer for c in fake.api_calls()} == {second_stored.access_token}
+    assert fake.token_requests == 2
+
+
 def test_a_wrong_pkce_verifier_is_refused(fake: FakeCriteo, clock: FakeClock) -> None:
     code, _ = consent(fake)
     with pytest.raises(ConsentRequiredError):
