@@ -18,7 +18,7 @@ import os
 import threading
 import weakref
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -226,16 +226,64 @@ def mount(session: requests.Session, auth: CriteoAuth, **adapter_options: Any) -
     adapter = CriteoAdapter(auth, **adapter_options)
     for origin in auth.api_origins:
         session.mount(origin + "/", adapter)
-    original = session.rebuild_auth
-    if not isinstance(session, CriteoSession) and not getattr(original, "_criteo", False):
-
-        def rebuild_auth(prepared_request: requests.PreparedRequest, response: Any) -> None:
-            original(prepared_request, response)  # type: ignore[no-untyped-call]
-            note_redirect(prepared_request, response)
-
-        rebuild_auth._criteo = True  # type: ignore[attr-defined]
-        session.rebuild_auth = rebuild_auth  # type: ignore[method-assign]
+    if not isinstance(session, _NotesRedirects):
+        session.__class__ = _noting_class(type(session))
     return adapter
+
+
+class _NotesRedirects(requests.Session):
+    """Sessions that record where each redirect hop came from (see :func:`note_redirect`).
+
+    The guard is the session's class, not an attribute patched onto the instance: a
+    session's pickle (``Session.__getstate__``) and its deep copy keep its class, and
+    would drop such an attribute while the mounted adapter survived.
+    """
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: Any) -> None:
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+        note_redirect(prepared_request, response)
+
+
+_NOTING: dict[type[requests.Session], type[_NotesRedirects]] = {}
+_NOTING_LOCK = threading.Lock()
+
+
+def _noting_class(base: type[requests.Session]) -> type[_NotesRedirects]:
+    """*base* with :class:`_NotesRedirects` mixed in; :class:`CriteoSession` for a plain one.
+
+    A session class of the caller's own gets a subclass made here, once per class, that
+    pickles as *base* plus the guard (see :func:`_unpickle_noting`), so that it unpickles
+    anywhere *base* can be imported.
+    """
+    if base is requests.Session:
+        return CriteoSession
+    with _NOTING_LOCK:
+        made = _NOTING.get(base)
+        if made is None:
+            made = _NOTING[base] = type(
+                base.__name__,
+                (_NotesRedirects, base),
+                {
+                    "__module__": base.__module__,
+                    "__qualname__": base.__qualname__,
+                    "__reduce_ex__": _reduce_noting,
+                },
+            )
+        return made
+
+
+def _reduce_noting(session: requests.Session, protocol: Any) -> tuple[Any, ...]:
+    base = next(c for c in type(session).__mro__[1:] if c is not _NotesRedirects)
+    # Session.__getstate__ and __setstate__ exist at run time; the stubs lack them.
+    return (_unpickle_noting, (base, cast(Any, session).__getstate__()))
+
+
+def _unpickle_noting(base: type[requests.Session], state: dict[str, Any]) -> requests.Session:
+    """A session of class *base* rebuilt from *state*, with its redirect guard again."""
+    session = base.__new__(base)
+    cast(Any, session).__setstate__(state)
+    session.__class__ = _noting_class(base)
+    return session
 
 
 class SessionAuth(AuthBase):
@@ -261,18 +309,15 @@ class SessionAuth(AuthBase):
         return f"SessionAuth({self.auth!r})"
 
 
-class CriteoSession(requests.Session):
+class CriteoSession(_NotesRedirects):
     """The ``requests.Session`` that :func:`session` returns: it notes redirect chains.
 
     Exactly a ``requests.Session`` but for ``rebuild_auth``, which also records where each
     redirect hop came from, so that a redirect from another site into Criteo gets no token.
-    Being a class (not a patched instance), it keeps that through pickling. Its ``auth`` is
-    a :class:`SessionAuth`.
+    Being a class (not a patched instance), it keeps that through pickling and copying.
+    :func:`mount` turns a plain ``requests.Session`` into one. The sessions that
+    :func:`session` makes have a :class:`SessionAuth` as their ``auth``.
     """
-
-    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: Any) -> None:
-        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
-        note_redirect(prepared_request, response)
 
 
 def session(

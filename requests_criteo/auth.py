@@ -396,8 +396,8 @@ class CriteoAuth(AuthBase):
         The code is always sent, once, even when tokens for the same client and account
         are cached: they are replaced by the new consent's. Codes are single-use, so a
         failed exchange is never retried (except a 429, which Criteo did not execute). The
-        access and refresh tokens go to the store (``store=``, the process's memory by default) and to
-        ``on_token=`` before the auth is returned::
+        access and refresh tokens go to the store (``store=``, the process's memory by
+        default) and to ``on_token=`` before the auth is returned::
 
             request = requests_criteo.consent_url(client_id, redirect_uri)
             # ... the user consents; the browser comes back with ?code=...&state=...

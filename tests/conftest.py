@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 import requests
 import responses
 
+import requests_criteo
 from requests_criteo import (
     CriteoAuth,
     CriteoRetry,
@@ -18,6 +20,7 @@ from requests_criteo import (
     code_from_redirect,
     consent_url,
 )
+from requests_criteo.adapters import CriteoSession
 from requests_criteo.testing import FakeCriteo
 
 TOKEN_URL = "https://api.criteo.com/oauth2/token"
@@ -173,6 +176,50 @@ def summary(r: requests.Response) -> tuple[int, list[int]]:
     """Status and history statuses of *r*, which is closed."""
     with r:
         return r.status_code, [h.status_code for h in r.history]
+
+
+#: The ways a session authenticates Criteo calls without an auth= on each call.
+WAYS = ["install", "session", "mount"]
+
+
+@pytest.fixture
+def criteo_auth(fake: FakeCriteo, cache: TokenCache, retry: CriteoRetry) -> CriteoAuth:
+    """An auth for the loopback `fake`, on the test's clock, retrying without sleeping."""
+    return CriteoAuth(
+        CLIENT_ID, SECRET, token_url=fake.token_url, cache=cache, retry=retry, timeout=(2.0, 5.0)
+    )
+
+
+@contextlib.contextmanager
+def criteo_client(
+    way: str, fake: FakeCriteo, auth: CriteoAuth, **adapter_options: Any
+) -> Iterator[requests.Session]:
+    """A session authenticating Criteo calls by *way*: install(), session(), mount(), auth=."""
+    if way == "install":
+        with requests_criteo.install(auth), requests.Session() as s:
+            yield s
+    elif way == "session":
+        made = requests_criteo.session(
+            CLIENT_ID,
+            SECRET,
+            token_url=fake.token_url,
+            cache=auth.cache,
+            retry=auth.retry,
+            timeout=auth.timeout,
+            **adapter_options,
+        )
+        assert isinstance(made, CriteoSession)
+        with made as s:
+            yield s
+    elif way == "mount":
+        with requests.Session() as s:
+            requests_criteo.mount(s, auth, **adapter_options)
+            yield s
+    else:
+        assert way == "auth"
+        with requests.Session() as s:
+            s.auth = auth
+            yield s
 
 
 def fleet_worker(
