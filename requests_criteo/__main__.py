@@ -27,6 +27,7 @@ from typing import Any, TextIO
 import requests
 
 from . import __version__
+from ._text import safe_text
 from .adapters import CriteoSession, mount
 from .adapters import session as criteo_session
 from .auth import CriteoAuth, required_env
@@ -212,7 +213,7 @@ def request(args: argparse.Namespace, out: TextIO) -> int:
     try:
         raise_for_status(response)
     except CriteoAPIError as exc:
-        sys.stderr.write(f"criteo-auth: {exc}\n")
+        _complain(str(exc))
         return 1
     return 0
 
@@ -360,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _complain(message: str) -> None:
+    """*message* on stderr, on one line of printable text: it may quote a server."""
+    sys.stderr.write(f"criteo-auth: {safe_text(message, limit=2000)}\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m requests_criteo`` and ``criteo-auth``."""
     parser = build_parser()
@@ -381,10 +387,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = token if args.command == "token" else request
         return command(args, sys.stdout)
     except (_UsageError, ValueError, TypeError) as exc:  # MissingCredentialsError too
-        sys.stderr.write(f"criteo-auth: {exc}\n")
+        _complain(str(exc))
         return 2
     except (CriteoAuthError, requests.RequestException) as exc:
-        sys.stderr.write(f"criteo-auth: {type(exc).__name__}: {exc}\n")
+        _complain(f"{type(exc).__name__}: {exc}")
         return 1
     finally:
         logger.removeHandler(handler)

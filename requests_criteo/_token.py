@@ -22,9 +22,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 import requests
 from oauthlib.oauth2.rfc6749.parameters import parse_token_response
@@ -32,6 +31,7 @@ from requests.auth import AuthBase
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from ._cache import Token, lifetime_from
+from ._text import safe_text, secret_forms
 from .exceptions import CriteoAuthError, InvalidTokenResponse, TokenRequestError
 from .retry import CriteoRetry
 
@@ -41,7 +41,6 @@ log = logging.getLogger("requests_criteo")
 MAX_TOKEN_BODY = 64 * 1024
 #: A token must be visible ASCII without spaces to go in an ``Authorization`` header.
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
-_SHORT = 200
 
 
 class Secret(str):
@@ -65,6 +64,15 @@ class Secrets(tuple[str, ...]):
         return f"<{len(self)} secrets [secure]>"
 
 
+class Answer(bytes):
+    """The token endpoint's answer, whose ``repr`` hides it: it may echo the form."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<answer of {len(self)} bytes [secure]>"
+
+
 class _NoAuth(AuthBase):
     """An auth that changes nothing; set so that requests never falls back to .netrc."""
 
@@ -76,18 +84,6 @@ class _NoAuth(AuthBase):
 
 
 NO_AUTH = _NoAuth()
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """*text* with every non-empty secret replaced by ``[secure]``, cut to 200 characters.
-
-    The secrets' URL-encoded forms are replaced too: a server echoing the form sends those.
-    """
-    for secret in secrets:
-        if secret:
-            for form in {secret, quote_plus(secret), quote(secret, safe="")}:
-                text = text.replace(form, "[secure]")
-    return text if len(text) <= _SHORT else text[: _SHORT - 3] + "..."
 
 
 def _trace_id(data: dict[str, Any]) -> str | None:
@@ -196,7 +192,12 @@ class TokenEndpoint:
                 error = None
                 status = response.status_code
                 if status < 300:
-                    return self._token(answer, status, obtained_at, hidden)
+                    # Judged in a frame that is gone by the time anything is raised here: a
+                    # traceback's frames hold nothing of the answer but the hidden Answer.
+                    token = self._judge(answer, status, obtained_at, hidden)
+                    if isinstance(token, Token):
+                        return token
+                    raise token
                 if 300 <= status < 400:
                     raise TokenRequestError(
                         f"the token endpoint answered a redirect (HTTP {status}); it was not "
@@ -235,7 +236,7 @@ class TokenEndpoint:
             if wait > 0:
                 policy.sleep_func(wait)
 
-    def _attempt(self, body: str, remaining: float) -> tuple[requests.Response, bytes] | Exception:
+    def _attempt(self, body: str, remaining: float) -> tuple[requests.Response, Answer] | Exception:
         """One request and its capped answer, in a worker thread bounded by *remaining*.
 
         The read timeout restarts with every byte, so an endpoint that trickles its answer
@@ -245,7 +246,7 @@ class TokenEndpoint:
         """
         timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
         done = threading.Event()
-        outcome: list[tuple[requests.Response, bytes] | Exception] = []
+        outcome: list[tuple[requests.Response, Answer] | Exception] = []
 
         def run() -> None:
             try:
@@ -316,7 +317,7 @@ class TokenEndpoint:
         return policy.get_retry_after(response.raw)
 
     @staticmethod
-    def _read(response: requests.Response) -> bytes:
+    def _read(response: requests.Response) -> Answer:
         """The body of *response*, refusing more than :data:`MAX_TOKEN_BODY`.
 
         A body not read to its end has its connection closed, never handed back to the
@@ -353,7 +354,7 @@ class TokenEndpoint:
             if not finished:
                 response.raw.close()
             response.close()
-        return b"".join(chunks)
+        return Answer(b"".join(chunks))
 
     @staticmethod
     def _json(body: bytes) -> object:
@@ -363,14 +364,17 @@ class TokenEndpoint:
             return None
 
     def _refusal(self, body: bytes, status: int, secrets: Sequence[str]) -> TokenRequestError:
+        """The error for a refusal; every piece of server text in it made safe."""
         data = self._json(body)
         error = description = trace_id = None
         if isinstance(data, dict):
             if isinstance(data.get("error"), str):
-                error = redact(data["error"], secrets)[:64]
+                error = safe_text(data["error"], secrets, limit=64)
             if isinstance(data.get("error_description"), str):
-                description = redact(data["error_description"], secrets)
-            trace_id = _trace_id(data)
+                description = safe_text(data["error_description"], secrets)
+            raw_trace_id = _trace_id(data)
+            if raw_trace_id is not None:
+                trace_id = safe_text(raw_trace_id, secrets, limit=100)
         message = f"the token endpoint refused the request: HTTP {status}"
         if error:
             message += f" {error}"
@@ -386,7 +390,10 @@ class TokenEndpoint:
             trace_id=trace_id,
         )
 
-    def _token(self, body: bytes, status: int, obtained_at: float, secrets: Sequence[str]) -> Token:
+    def _judge(
+        self, body: bytes, status: int, obtained_at: float, secrets: Sequence[str]
+    ) -> Token | CriteoAuthError:
+        """The token in a 2xx answer, or the error to raise (returned, not raised)."""
         data = self._json(body)
         if not isinstance(data, dict):
             kind = (
@@ -394,43 +401,42 @@ class TokenEndpoint:
                 if not body.strip()
                 else ("not JSON" if data is None else f"a JSON {type(data).__name__}")
             )
-            raise InvalidTokenResponse(
+            return InvalidTokenResponse(
                 f"the token endpoint answered HTTP {status} with a body that is {kind}, "
                 "not a JSON object with an access_token"
             )
         if "error" in data:
-            raise self._refusal(body, status, secrets)
+            return self._refusal(body, status, secrets)
         access_token = data.get("access_token")
         if not isinstance(access_token, str) or not access_token:
-            raise InvalidTokenResponse(
+            return InvalidTokenResponse(
                 f"the token endpoint answered HTTP {status} without a usable access_token"
             )
         if not _HEADER_SAFE.fullmatch(access_token):
-            raise InvalidTokenResponse(
+            return InvalidTokenResponse(
                 "the token endpoint sent an access_token that cannot go in an HTTP header "
                 "(spaces, line breaks or non-ASCII characters); it was not used"
             )
+        if any(form in access_token for secret in secrets for form in secret_forms(secret)):
+            # A server echoing the form must never turn the secret into a bearer token.
+            return InvalidTokenResponse(
+                "the token endpoint sent an access_token that contains a credential of the "
+                "request (the client secret, a code or a refresh token); it was not used"
+            )
         token_type = data.get("token_type", "Bearer")
         if not isinstance(token_type, str) or token_type.lower() != "bearer":
-            raise InvalidTokenResponse(
+            return InvalidTokenResponse(
                 "the token endpoint sent a token_type other than Bearer; only bearer "
                 "tokens are supported"
             )
         refresh_token = data.get("refresh_token")
         if refresh_token is not None and not isinstance(refresh_token, str):
-            raise InvalidTokenResponse("the token endpoint sent a refresh_token that is not text")
-        # oauthlib checks the rest of the answer's shape; expires_in is ours to judge
-        # (oauthlib refuses "900.0" and crashes on NaN), so it is left out here.
-        # token_type is set to what was just checked so that oauthlib never consults its
-        # process-wide OAUTHLIB_STRICT_TOKEN_TYPE switch.
-        checked = {k: v for k, v in data.items() if k not in ("expires_in", "expires_at")}
-        checked["token_type"] = "Bearer"  # noqa: S105 - a token type, not a secret
-        try:
-            parse_token_response(json.dumps(checked))
-        except Exception as exc:  # OAuth2Error, ValueError, Warning, or a crash on odd types
-            raise InvalidTokenResponse(
-                f"the token endpoint's answer was refused by oauthlib ({type(exc).__name__})"
-            ) from None
+            return InvalidTokenResponse("the token endpoint sent a refresh_token that is not text")
+        refused_by = _oauthlib_refusal(data)
+        if refused_by is not None:
+            return InvalidTokenResponse(
+                f"the token endpoint's answer was refused by oauthlib ({refused_by})"
+            )
         lifetime = lifetime_from(data.get("expires_in"))
         log.debug("token obtained from %s, lifetime %g s", self.url, lifetime)
         return Token(
@@ -439,3 +445,21 @@ class TokenEndpoint:
             obtained_at=obtained_at,
             refresh_token=refresh_token or None,
         )
+
+
+def _oauthlib_refusal(data: dict[str, Any]) -> str | None:
+    """The name of what oauthlib raised checking the answer's shape, or ``None`` if it passed.
+
+    Returned rather than raised: oauthlib's exception and its frames hold the answer, and
+    an error raised while handling it would carry them along as its ``__context__``.
+    expires_in is ours to judge (oauthlib refuses "900.0" and crashes on NaN), so it is left
+    out; token_type is set to what was already checked, so that oauthlib never consults its
+    process-wide OAUTHLIB_STRICT_TOKEN_TYPE switch.
+    """
+    checked = {k: v for k, v in data.items() if k not in ("expires_in", "expires_at")}
+    checked["token_type"] = "Bearer"  # noqa: S105 - a token type, not a secret
+    try:
+        parse_token_response(json.dumps(checked))
+    except Exception as exc:  # OAuth2Error, ValueError, Warning, or a crash on odd types
+        return type(exc).__name__
+    return None

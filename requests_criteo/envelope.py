@@ -19,6 +19,7 @@ from typing import Any
 
 import requests
 
+from ._text import safe_text
 from .exceptions import CriteoAPIError
 
 __all__ = ["Envelope", "Problem", "envelope", "raise_for_status"]
@@ -26,6 +27,8 @@ __all__ = ["Envelope", "Problem", "envelope", "raise_for_status"]
 #: The most of a body read to look for an envelope (Criteo's are a few KB).
 MAX_ENVELOPE_BODY = 1024 * 1024
 _FIELD = 500
+#: Where a message built from an envelope is cut.
+_MESSAGE = 1000
 
 
 def _text(value: object) -> str | None:
@@ -79,7 +82,7 @@ class Problem:
         text = ": ".join(parts) if parts else "(no code or title)"
         if self.source:
             text += " (" + ", ".join(f"{k}: {v}" for k, v in self.source.items()) + ")"
-        return text
+        return safe_text(text, limit=_MESSAGE)
 
 
 @dataclass(frozen=True)
@@ -190,17 +193,30 @@ def raise_for_status(response: requests.Response) -> requests.Response:
 
 
 def _summary(response: requests.Response, found: Envelope) -> str:
+    """One line for the error: Criteo's first error, made safe (see :func:`safe_text`).
+
+    The bearer token the request carried counts as a secret: an API may echo it.
+    """
     status = f"{response.status_code} {response.reason or ''}".strip()
     url = (response.url or "").split("?", 1)[0]
     where = f" for {response.request.method} {url}" if response.request is not None else ""
-    if not found.errors:
-        return f"HTTP {status}{where}"
-    first = found.errors[0]
-    message = f"HTTP {status}{where}: {first}"
-    if first.detail and first.detail != first.title:
-        message += f" - {first.detail}"
-    if first.trace_id:
-        message += f" (trace id {first.trace_id})"
-    if len(found.errors) > 1:
-        message += f" (+{len(found.errors) - 1} more)"
-    return message
+    message = f"HTTP {status}{where}"
+    if found.errors:
+        first = found.errors[0]
+        message += f": {first}"
+        if first.detail and first.detail != first.title:
+            message += f" - {first.detail}"
+        if first.trace_id:
+            message += f" (trace id {first.trace_id})"
+        if len(found.errors) > 1:
+            message += f" (+{len(found.errors) - 1} more)"
+    return safe_text(message, [_bearer(response)], limit=_MESSAGE)
+
+
+def _bearer(response: requests.Response) -> str | None:
+    """The bearer token *response*'s request carried, if any."""
+    request = response.request
+    header = request.headers.get("Authorization") if request is not None else None
+    if header is not None and header[:7].lower() == "bearer ":
+        return header[7:]
+    return None

@@ -1,0 +1,44 @@
+"""Text from a server, made safe to put in a message, a log line or a terminal.
+
+What lives here: :func:`safe_text`, the one place where server text (OAuth error codes and
+descriptions, Criteo's titles and trace ids, reason phrases) is redacted and escaped
+before it reaches an exception message or the command line's stderr. What does not:
+deciding which values are secret (the callers know: the client secret, the code, the
+refresh token, the bearer token the request carried).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
+
+#: Where a message is cut by default: enough for a title and a trace id.
+SHORT = 200
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def secret_forms(secret: str | None) -> set[str]:
+    """*secret* as given and as a form or a URL carries it (none for an empty one)."""
+    if not secret:
+        return set()
+    return {secret, quote_plus(secret), quote(secret, safe="")}
+
+
+def safe_text(text: str, secrets: Iterable[str | None] = (), limit: int = SHORT) -> str:
+    """*text* with secrets replaced by ``[secure]``, made one printable line, cut to *limit*.
+
+    Every non-empty secret is replaced as given and in the URL-encoded forms a server
+    echoing a form would send. Characters that are not printable (ESC, CR, LF, other C0 and
+    C1 controls, line and paragraph separators, bidirectional overrides) are written as
+    ``\\xNN`` or ``\\uNNNN``, so that the text cannot rewrite a terminal or forge a log line.
+    """
+    for secret in secrets:
+        for form in secret_forms(secret):
+            text = text.replace(form, "[secure]")
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else _escaped(c) for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
