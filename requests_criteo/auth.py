@@ -54,6 +54,8 @@ USER_AGENT = f"{default_user_agent()} requests-criteo/{__version__}"
 
 #: The most of a 401's body read before its connection is released for the resend.
 MAX_401_BODY = 64 * 1024
+#: The longest a 401's body is read before the resend (Criteo's arrive with the headers).
+MAX_401_SECONDS = 1.0
 #: Where a request carries what its 401 handling needs (see _RequestState).
 STATE_ATTRIBUTE = "_criteo_state"
 
@@ -763,10 +765,12 @@ def _origins_path(url: str) -> str:
 
 
 def _release(r: requests.Response) -> None:
-    """Read at most :data:`MAX_401_BODY` of the 401 and give its connection back.
+    """Read the 401 (at most :data:`MAX_401_BODY`, for at most :data:`MAX_401_SECONDS`) and
+    give its connection back.
 
     Without this, a resend under ``stream=True`` with a blocking pool of one connection
-    would wait forever for the connection the 401 still holds.
+    would wait forever for the connection the 401 still holds. A 401 too large or too slow
+    has its connection closed instead; what was read stays in ``history`` for the caller.
     """
-    read_capped(r, MAX_401_BODY)
+    read_capped(r, MAX_401_BODY, within=MAX_401_SECONDS)
     r.close()
