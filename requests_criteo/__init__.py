@@ -29,6 +29,7 @@ from .exceptions import (
     InvalidTokenResponse,
     MissingCredentialsError,
     TokenRequestError,
+    TokenStoreError,
 )
 from .ratelimit import RateLimiter
 from .retry import CriteoRetry
@@ -76,6 +77,7 @@ __all__ = [
     "TokenCache",
     "TokenRequestError",
     "TokenStore",
+    "TokenStoreError",
     "__version__",
     "code_from_redirect",
     "consent_url",

@@ -10,6 +10,7 @@ already catches requests' errors keeps working when it starts using requests-cri
      |    +-- InvalidTokenResponse       the token endpoint answered something unusable
      |    +-- InsecureTransportError     a token or secret would travel without TLS
      |    +-- MissingCredentialsError    an environment variable with credentials is unset
+     |    +-- TokenStoreError            a store's file untrusted or unusable, its lock busy
      +-- HTTPError
           +-- CriteoAPIError             the API answered 4xx/5xx (raise_for_status)
 
@@ -38,6 +39,7 @@ __all__ = [
     "InvalidTokenResponse",
     "MissingCredentialsError",
     "TokenRequestError",
+    "TokenStoreError",
 ]
 
 
@@ -155,6 +157,27 @@ class MissingCredentialsError(CriteoAuthError, ValueError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.variable,))
+
+
+class TokenStoreError(CriteoAuthError):
+    """A token store cannot be used: its file is not trusted or not usable, or its lock is busy.
+
+    Raised by :class:`~requests_criteo.FileTokenStore` for a token or lock file that is a
+    symbolic link, belongs to another user or is writable by others (refused as ssh refuses
+    a key file), for every :class:`OSError` on its files (a directory where the file
+    should be, a symlink loop, a full disk...), and when its lock stays busy past
+    ``lock_timeout``. The message names the path and the reason, never a token; the
+    original ``OSError``, if any, is its ``__cause__``.
+
+    :ivar path: the store's file, or ``None`` when the store has no path.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.path))
 
 
 class CriteoAPIError(HTTPError):

@@ -1,4 +1,5 @@
-"""Token stores on their own: the file's format, mode, atomicity, corruption and locking."""
+"""Token stores on their own: the file's format, mode, trust, atomicity, corruption, locking
+and fork."""
 
 from __future__ import annotations
 
@@ -6,13 +7,23 @@ import json
 import logging
 import os
 import pickle
+import signal
 import stat
+import sys
 import threading
+import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from requests_criteo import CriteoAuthError, FileTokenStore, MemoryTokenStore, StoredToken
+from requests_criteo import (
+    CriteoAuthError,
+    FileTokenStore,
+    MemoryTokenStore,
+    StoredToken,
+    TokenStoreError,
+)
 
 from .conftest import TOKEN, assert_no_secret
 
@@ -233,3 +244,257 @@ def test_the_home_directory_is_expanded(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setenv("HOME", str(tmp_path))
     store = FileTokenStore("~/tokens.json")
     assert store.path == tmp_path / "tokens.json"
+
+
+# -- a lock held in a forked parent, and every wait bounded ---------------------------------
+
+
+def test_the_lock_gives_up_on_another_thread_after_its_timeout(tmp_path: Path) -> None:
+    # One store shared by two threads: the wait is on the in-process lock, not the file's.
+    store = FileTokenStore(tmp_path / "tokens.json", lock_timeout=0.2)
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with store.lock("k"):
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    assert held.wait(5)
+    try:
+        started = time.monotonic()
+        with pytest.raises(TokenStoreError, match="another thread") as caught, store.lock("k"):
+            pass  # pragma: no cover - never reached
+        assert time.monotonic() - started < 2
+        assert caught.value.path == str(tmp_path / "tokens.json")
+    finally:
+        release.set()
+        t.join(10)
+
+
+def _wait_for_child(pid: int, within: float = 10.0) -> int:
+    """The child's exit code; a child still running after *within* seconds is killed."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail(f"the forked child was still running after {within:g} s: killed")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
+@pytest.mark.parametrize("parent_releases", [True, False], ids=["released", "kept"])
+def test_a_child_forked_while_a_thread_holds_the_lock_does_not_hang(
+    tmp_path: Path, parent_releases: bool
+) -> None:
+    # The child inherits the in-process lock as held by a thread it does not have, and the
+    # parent's FileLock object: it must start with its own. While the parent still holds
+    # the file lock, the child gives up after lock_timeout; once it lets go, the child
+    # gets the lock and the token.
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path, lock_timeout=5 if parent_releases else 0.3)
+    store.write("k", token())
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with store.lock("k"):
+            held.set()
+            release.wait(30)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    assert held.wait(5)
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child's coverage is not collected
+            code = 1
+            try:
+                if parent_releases:
+                    code = 0 if store.read("k") == token() else 2
+                    store.write("k", token("from-the-child"))
+                else:
+                    try:
+                        store.read("k")
+                    except TokenStoreError as exc:
+                        code = 0 if "another process" in str(exc) else 3
+            finally:
+                os._exit(code)
+        if parent_releases:
+            release.set()
+        assert _wait_for_child(pid) == 0
+    finally:
+        release.set()
+        t.join(10)
+    if parent_releases:
+        assert store.read("k") == token("from-the-child")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_leaving_the_lock_block_keeps_the_parent_holding_it(tmp_path: Path) -> None:
+    # The child shares the parent's flock: unlocking it in the child would let a third
+    # party in while the parent still writes.
+    path = tmp_path / "tokens.json"
+    held = FileTokenStore(path).lock("k")
+    held.__enter__()
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child's coverage is not collected
+            code = 1
+            try:
+                held.__exit__(None, None, None)
+                code = 0
+            finally:
+                os._exit(code)
+        assert _wait_for_child(pid) == 0
+        other = FileTokenStore(path, lock_timeout=0.2)
+        with pytest.raises(TokenStoreError, match="another process"), other.lock("k"):
+            pass  # pragma: no cover - never reached
+    finally:
+        held.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("timeout", [-1, float("nan"), float("inf")])
+def test_a_lock_timeout_that_bounds_nothing_is_refused(tmp_path: Path, timeout: float) -> None:
+    with pytest.raises(ValueError, match="lock_timeout"):
+        FileTokenStore(tmp_path / "tokens.json", lock_timeout=timeout)
+
+
+# -- the token file and its lock file, checked as ssh checks its keys ------------------------
+
+
+def test_the_lock_file_is_created_0600(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path)
+    with store.lock("k"):
+        assert stat.S_IMODE(os.stat(str(path) + ".lock").st_mode) == 0o600
+
+
+def _give_away(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make *path* another user's file, as the store sees it."""
+    if os.geteuid() == 0:
+        os.chown(path, 4242, -1)  # root can give a file away
+        assert path.stat().st_uid == 4242
+    else:  # pragma: no cover - the CI runs as root; elsewhere the store's uid changes
+        monkeypatch.setattr(os, "geteuid", lambda: path.stat().st_uid + 4242)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX owners and modes")
+@pytest.mark.parametrize("which", ["tokens.json", "tokens.json.lock"])
+def test_a_file_of_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    store = FileTokenStore(tmp_path / "tokens.json")
+    store.write("k", token())
+    (tmp_path / "tokens.json.lock").touch(mode=0o600)
+    _give_away(tmp_path / which, monkeypatch)
+    with pytest.raises(TokenStoreError, match="another user") as caught:
+        store.read("k")
+    assert str(tmp_path / which) in str(caught.value)
+    assert "chown" in str(caught.value)
+    assert_no_secret(str(caught.value), REFRESH)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+@pytest.mark.parametrize("mode", [0o620, 0o602, 0o666])
+def test_a_token_file_writable_by_others_is_refused_with_the_fix(tmp_path: Path, mode: int) -> None:
+    # Its tokens may have been replaced by someone else's: narrowing the mode would not
+    # make them ours again, so the person who knows checks the file and runs the chmod.
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path)
+    store.write("k", token())
+    path.chmod(mode)
+    for call in (partial(store.read, "k"), partial(store.write, "k", token("new"))):
+        with pytest.raises(TokenStoreError, match="writable by group or others") as caught:
+            call()
+        assert f"chmod 600 {path}" in str(caught.value)
+        assert_no_secret(str(caught.value), REFRESH)
+    assert stat.S_IMODE(path.stat().st_mode) == mode  # left as found
+    path.chmod(0o600)
+    assert store.read("k") == token()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+@pytest.mark.parametrize("which", ["tokens.json", "tokens.json.lock"])
+def test_a_file_readable_by_others_is_narrowed_to_0600_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, which: str
+) -> None:
+    path = tmp_path / "tokens.json"
+    store = FileTokenStore(path)
+    store.write("k", token())
+    (tmp_path / "tokens.json.lock").touch(mode=0o600)
+    (tmp_path / which).chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="requests_criteo"):
+        assert store.read("k") == token()
+    assert stat.S_IMODE((tmp_path / which).stat().st_mode) == 0o600
+    assert str(tmp_path / which) in caplog.text
+    assert "0600" in caplog.text
+    assert_no_secret(caplog.text, REFRESH)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX symlinks")
+@pytest.mark.parametrize("which", ["tokens.json", "tokens.json.lock"])
+def test_a_symlink_in_place_of_a_file_is_refused_and_not_followed(
+    tmp_path: Path, which: str
+) -> None:
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"precious")
+    target.chmod(0o600)
+    (tmp_path / which).symlink_to(target)
+    store = FileTokenStore(tmp_path / "tokens.json")
+    for call in (partial(store.read, "k"), partial(store.write, "k", token())):
+        with pytest.raises(TokenStoreError, match="symbolic link") as caught:
+            call()
+        assert str(tmp_path / which) in str(caught.value)
+    assert target.read_bytes() == b"precious"  # neither read as a store nor truncated
+    assert (tmp_path / which).is_symlink()
+
+
+def _directory_in_place(tmp_path: Path) -> Path:
+    path = tmp_path / "tokens.json"
+    path.mkdir()
+    return path
+
+
+def _under_a_regular_file(tmp_path: Path) -> Path:
+    (tmp_path / "plain").write_text("")
+    return tmp_path / "plain" / "tokens.json"
+
+
+def _under_a_symlink_loop(tmp_path: Path) -> Path:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    return tmp_path / "loop" / "tokens.json"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX symlinks")
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (_directory_in_place, "not a regular file"),
+        (_under_a_regular_file, "Not a directory"),
+        (_under_a_symlink_loop, "symbolic links"),
+    ],
+)
+def test_a_filesystem_error_is_a_token_store_error_naming_the_path(
+    tmp_path: Path, make: object, reason: str
+) -> None:
+    path = make(tmp_path)  # type: ignore[operator]
+    store = FileTokenStore(path)
+    for call in (partial(store.read, "k"), partial(store.write, "k", token())):
+        with pytest.raises(TokenStoreError, match=reason) as caught:
+            call()
+        assert str(path) in str(caught.value)
+        assert isinstance(caught.value, CriteoAuthError)
+        assert_no_secret(str(caught.value), REFRESH)
+
+
+def test_a_token_store_error_pickles_with_its_path(tmp_path: Path) -> None:
+    error = TokenStoreError("cannot use token store /x: Is a directory", "/x")
+    again = pickle.loads(pickle.dumps(error))
+    assert (type(again), str(again), again.path) == (TokenStoreError, str(error), "/x")
