@@ -56,7 +56,8 @@ class StoredToken:
 
     ``access_token`` is ``None`` when only a refresh token is kept (after a 401, or before
     the first refresh). ``obtained_at`` is a Unix time (by the store's clock) taken just
-    before the token request was sent. Its ``repr`` shows no token.
+    before the token request was sent. Its ``repr`` shows no token, and it refuses to be
+    pickled (a pickle would hold its tokens in clear).
     """
 
     access_token: str | None
@@ -74,6 +75,12 @@ class StoredToken:
             f"StoredToken(access_token={'[secure]' if self.access_token else None}, "
             f"lifetime={self.lifetime:g}, obtained_at={self.obtained_at:.0f}, "
             f"refresh_token={'[secure]' if self.refresh_token else None})"
+        )
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "a StoredToken is never pickled: it would put its tokens in clear on disk "
+            "(to_json() is for stores that keep them on purpose)"
         )
 
     def to_json(self) -> dict[str, Any]:

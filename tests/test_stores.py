@@ -3,6 +3,7 @@ and fork."""
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -228,6 +229,14 @@ def test_file_store_pickles_by_path(tmp_path: Path) -> None:
     blob = pickle.dumps(store)
     assert TOKEN.encode() not in blob
     assert pickle.loads(blob).read("k") == token()
+
+
+def test_a_stored_token_refuses_pickling() -> None:
+    stored = StoredToken(TOKEN, 900.0, 1000.0, "refresh-SENTINEL")
+    for dump in (pickle.dumps, copy.deepcopy):
+        with pytest.raises(TypeError, match="never pickled"):
+            dump(stored)
+    assert TOKEN not in repr(stored) and "refresh-SENTINEL" not in repr(stored)
 
 
 def test_memory_store_refuses_pickling_and_clears() -> None:
