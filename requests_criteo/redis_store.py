@@ -18,7 +18,10 @@ In Redis, under ``prefix`` (``requests_criteo:`` by default), each store key bec
 
 When Redis is slow or down, API calls keep working: the store switches to process
 memory, logs one warning per outage, skips Redis for ``retry_interval`` seconds between
-probes, and goes back to Redis when it answers again. One exception, to protect
+probes, and goes back to Redis when it answers again. Each Redis operation waits at most
+``socket_timeout``, and once one operation of a lock hold has failed, the rest of that
+hold (the release included) uses memory at once: with Redis frozen, a call waits about one
+``socket_timeout``, not one per operation. One exception, to protect
 authorization-code apps: a refresh token is never used without the fleet-wide lock, so
 during an outage such an app keeps using its current access token but does not refresh
 (a :class:`~requests_criteo.CriteoAuthError` says why).
@@ -52,6 +55,13 @@ __all__ = ["RedisTokenStore"]
 log = logging.getLogger("requests_criteo")
 
 _UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+class _Hold(threading.local):
+    """This thread's hold of :meth:`RedisTokenStore.lock`: on Redis, or on memory."""
+
+    active = False
+    on_memory = False
 
 
 class RedisTokenStore(TokenStore):
@@ -109,6 +119,7 @@ class RedisTokenStore(TokenStore):
         self._fallback = MemoryTokenStore(clock=clock)
         self._state = threading.Lock()
         self._down_until: float | None = None  # monotonic; None while Redis answers
+        self._hold = _Hold()
 
     def __repr__(self) -> str:
         where = _where(self._url) if self._url else repr(self.client)
@@ -139,10 +150,16 @@ class RedisTokenStore(TokenStore):
     # -- outage bookkeeping -------------------------------------------------------------
 
     def _redis_usable(self) -> bool:
+        if self._hold.on_memory:
+            return False
         with self._state:
             return self._down_until is None or time.monotonic() >= self._down_until
 
     def _failed(self, exc: BaseException) -> None:
+        if self._hold.active:
+            # Redis just made us wait (or refused): the rest of this hold goes to memory,
+            # even when retry_interval would allow another probe at once.
+            self._hold.on_memory = True
         with self._state:
             first = self._down_until is None
             self._down_until = time.monotonic() + self.retry_interval
@@ -221,6 +238,17 @@ class RedisTokenStore(TokenStore):
     @contextlib.contextmanager
     def lock(self, key: str) -> Iterator[None]:
         """The fleet-wide lock of *key*; this process's lock while Redis is unreachable."""
+        hold = self._hold
+        outer = hold.active, hold.on_memory
+        hold.active, hold.on_memory = True, False
+        try:
+            with self._lock(key, hold):
+                yield
+        finally:
+            hold.active, hold.on_memory = outer
+
+    @contextlib.contextmanager
+    def _lock(self, key: str, hold: _Hold) -> Iterator[None]:
         lock = None
         if self._redis_usable():
             lock = self.client.lock(
@@ -242,6 +270,7 @@ class RedisTokenStore(TokenStore):
                         "lock (another worker holds it)"
                     )
         if lock is None:
+            hold.on_memory = True  # without the fleet-wide lock, no Redis write either
             with self._fallback.lock(key):
                 yield
             return
@@ -254,11 +283,16 @@ class RedisTokenStore(TokenStore):
             yield
         finally:
             stop.set()
-            watchdog.join()
-            try:
-                lock.release()
-            except (LockError, *_UNREACHABLE):
-                pass  # expired or Redis gone: the lock frees itself within lock_ttl
+            # After a failure in this hold, a release would most likely wait a full timeout
+            # too: the lock frees itself within lock_ttl instead, as a dead holder's does.
+            if not hold.on_memory:
+                watchdog.join()
+                try:
+                    lock.release()
+                except LockError:
+                    pass  # expired: another worker may hold it now
+                except _UNREACHABLE as exc:
+                    self._failed(exc)
 
     def may_refresh(self, key: str) -> bool:
         """Not while Redis is unreachable: a refresh needs the fleet-wide lock."""

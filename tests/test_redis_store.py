@@ -23,7 +23,9 @@ from requests_criteo.testing import FakeCriteo
 from .conftest import SECRET, TOKEN, FakeClock, assert_no_secret, authorize, fleet_worker
 from .redis_server import HOW_TO_GET_IT, REDIS_SERVER, RedisServer
 
-if REDIS_SERVER is None and not os.environ.get("CI"):  # pragma: no cover
+if REDIS_SERVER is None:
+    if os.environ.get("CI"):  # CI never skips them silently
+        raise RuntimeError(f"CI must run the Redis tests: {HOW_TO_GET_IT}")
     pytest.skip(HOW_TO_GET_IT, allow_module_level=True)
 
 import redis
@@ -35,7 +37,7 @@ REFRESH = "refresh-SENTINEL"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    srv = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    srv = RedisServer(tmp_path_factory.mktemp("redis"), binary=REDIS_SERVER).start()
     yield srv
     srv.stop()
 
@@ -208,7 +210,7 @@ def test_auths_in_separate_caches_share_one_token(
 def test_redis_stopped_and_started_during_a_run(
     tmp_path: Path, fake: FakeCriteo, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    srv = RedisServer(tmp_path).start()
+    srv = RedisServer(tmp_path, binary=REDIS_SERVER).start()
     try:
         store = RedisTokenStore(srv.url, clock=clock, socket_timeout=0.5, retry_interval=0)
         statuses = []
@@ -248,7 +250,7 @@ def test_redis_stopped_and_started_during_a_run(
 def test_an_auth_code_app_does_not_refresh_during_an_outage(
     tmp_path: Path, fake: FakeCriteo, clock: FakeClock
 ) -> None:
-    srv = RedisServer(tmp_path).start()
+    srv = RedisServer(tmp_path, binary=REDIS_SERVER).start()
     try:
         store = RedisTokenStore(srv.url, clock=clock, socket_timeout=0.5, retry_interval=0)
         auth = authorize(fake, clock, store=store)
@@ -261,6 +263,102 @@ def test_an_auth_code_app_does_not_refresh_during_an_outage(
         assert fake.refreshes == 0
     finally:
         srv.stop()
+
+
+# -- a frozen Redis: one socket timeout, then memory -------------------------------------
+
+SOCKET_TIMEOUT = 0.5
+
+
+@pytest.fixture
+def timed_out_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The Redis replies waited for in vain (each wait in seconds), in this process."""
+    waits: list[float] = []
+    read_response = redis.connection.Connection.read_response
+
+    def counting(self: redis.connection.Connection, *args: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        try:
+            return read_response(self, *args, **kwargs)
+        except redis.TimeoutError:
+            waits.append(time.monotonic() - started)
+            raise
+
+    monkeypatch.setattr(redis.connection.Connection, "read_response", counting)
+    return waits
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs SIGSTOP")
+@pytest.mark.parametrize(
+    ("when", "retry_interval", "timeouts"),
+    [
+        ("before a cold start", 5.0, 1),
+        # The lock taken and the store read, then Redis stops answering: the write waits
+        # one timeout, and nothing else of that lock hold (the release) waits again.
+        ("in the middle of a refresh", 5.0, 1),
+        # Every operation of the hold answered: the release is the one that waits.
+        ("after the token is written", 5.0, 1),
+        ("before a 401", 5.0, 1),
+        # Redis probed at every chance: the 401 makes two lock holds (forget the token,
+        # then fetch one), and each waits one timeout, no more.
+        ("before a 401", 0.0, 2),
+    ],
+)
+def test_a_frozen_redis_costs_one_socket_timeout_then_memory(
+    tmp_path: Path,
+    fake: FakeCriteo,
+    clock: FakeClock,
+    timed_out_waits: list[float],
+    when: str,
+    retry_interval: float,
+    timeouts: int,
+) -> None:
+    srv = RedisServer(tmp_path, binary=REDIS_SERVER).start()
+    assert srv.process is not None
+    pid = srv.process.pid
+    frozen: list[str] = []
+
+    def freeze(*_: object) -> None:
+        if not frozen:
+            os.kill(pid, signal.SIGSTOP)
+            frozen.append(when)
+
+    def store_clock() -> float:
+        # The store reads its clock inside the lock, after the read, before the token request.
+        if when == "in the middle of a refresh":
+            freeze()
+        return clock()
+
+    try:
+        store = RedisTokenStore(
+            srv.url, clock=store_clock, socket_timeout=SOCKET_TIMEOUT, retry_interval=retry_interval
+        )
+        auth = CriteoAuth(
+            "client-1",
+            SECRET,
+            token_url=fake.token_url,
+            store=store,
+            cache=TokenCache(timer=clock),
+            on_token=freeze if when == "after the token is written" else None,
+        )
+        if when == "before a 401":
+            assert requests.get(me(fake), auth=auth, timeout=5).status_code == 200
+            fake.revoke()
+        if when.startswith("before"):
+            freeze()
+        started = time.monotonic()
+        status = requests.get(me(fake), auth=auth, timeout=5).status_code
+        elapsed = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        srv.stop()
+    assert frozen == [when]
+    assert status == 200
+    assert not store.available  # the next calls use memory without waiting
+    assert len(timed_out_waits) == timeouts
+    assert all(wait < 2 * SOCKET_TIMEOUT for wait in timed_out_waits)  # no retry inside
+    assert elapsed < (timeouts + 1) * SOCKET_TIMEOUT  # the rest of the call is loopback
+    assert elapsed < 3 * SOCKET_TIMEOUT
 
 
 # -- fleets of processes -------------------------------------------------------------------
