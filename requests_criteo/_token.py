@@ -11,15 +11,18 @@ Rules it keeps, whatever the user's own requests configuration says:
   an explicit no-op auth, so ``~/.netrc`` is never read;
 * redirects are never followed: a 3xx is an error and the form, secret included, is
   never posted to another place;
-* its own connect/read timeouts and a total deadline across every attempt;
+* its own connect/read timeouts and a total deadline across every attempt; a request
+  abandoned at the deadline closes its connection and its worker thread ends;
 * a capped read of the answer, which is never echoed in an error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,8 +30,12 @@ from typing import Any
 
 import requests
 from oauthlib.oauth2.rfc6749.parameters import parse_token_response
+from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import MaxRetryError, NewConnectionError
+from urllib3.response import BaseHTTPResponse
 
 from ._cache import Token, lifetime_from
 from ._text import safe_text, secret_forms
@@ -86,6 +93,85 @@ class _NoAuth(AuthBase):
 NO_AUTH = _NoAuth()
 
 
+class _Attempt:
+    """One token request as its caller sees it: abandoned or not, and its socket.
+
+    The caller abandons an attempt at its deadline; the worker then stops reading the
+    body, and a socket it is blocked on is shut down so that it wakes up and ends.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self.abandoned = False
+
+    def waiting_on(self, sock: socket.socket | None) -> None:
+        """Called by the worker before it waits for an answer on *sock*."""
+        with self._lock:
+            self._sock = sock
+            abandoned = self.abandoned
+        if abandoned:
+            _shut(sock)
+
+    def abandon(self) -> None:
+        with self._lock:
+            self.abandoned = True
+            sock = self._sock
+        _shut(sock)
+
+
+def _shut(sock: socket.socket | None) -> None:
+    """Wake a thread blocked reading *sock*: a close from another thread would not."""
+    if sock is not None:
+        with contextlib.suppress(OSError):  # already closed or reset
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+#: The attempt a worker thread is making, for the connections it uses to report to.
+_current = threading.local()
+
+
+class _WatchedConnection(HTTPConnection):
+    """A connection that reports its socket to its thread's attempt before each answer.
+
+    Why a subclass: a worker blocked in http.client reading trickled headers holds no
+    response yet, and neither requests nor urllib3 exposes a request's socket before
+    its response exists (``response.raw`` comes after the headers). Connection classes
+    and the pool classes that pick them are urllib3's documented extension points.
+    """
+
+    def getresponse(self) -> BaseHTTPResponse:  # type: ignore[override]
+        attempt = getattr(_current, "attempt", None)
+        if attempt is not None:
+            attempt.waiting_on(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPSConnection(_WatchedConnection, HTTPSConnection):
+    pass
+
+
+class _WatchedPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _TokenAdapter(HTTPAdapter):
+    """The private session's adapter: its connections can be cut off at the deadline.
+
+    Through a proxy the stock connections are used (a SOCKS proxy brings its own classes):
+    an abandoned worker there stops at the next byte of the body, or at its read timeout
+    while it waits for headers.
+    """
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedHTTPSPool}
+
+
 def _trace_id(data: dict[str, Any]) -> str | None:
     """Criteo's trace id from an answer: top level, or in its first error."""
     holders: list[dict[str, Any]] = [data]
@@ -115,7 +201,10 @@ class TokenEndpoint:
     :param timeout: ``(connect, read)`` seconds for one attempt.
     :param deadline: seconds for the whole fetch, retries and waits included.
     :param retry: the policy for 429, 5xx and connection errors.
-    :param session: the private session to send through (built when ``None``).
+    :param session: the session to send through; a private one when ``None``. A request
+        abandoned at the deadline is cut off at once through the private session; through
+        an injected one, its worker stops at the next byte of the body, but while it waits
+        for headers only its read timeout ends it (nothing public reaches that socket).
     :param clock: a monotonic clock for the deadline.
     """
 
@@ -142,6 +231,9 @@ class TokenEndpoint:
     def _new_session() -> requests.Session:
         session = requests.Session()
         session.auth = NO_AUTH
+        adapter = _TokenAdapter()
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
         return session
 
     def fetch(
@@ -240,18 +332,23 @@ class TokenEndpoint:
         """One request and its capped answer, in a worker thread bounded by *remaining*.
 
         The read timeout restarts with every byte, so an endpoint that trickles its answer
-        could hold a caller far past the deadline; the worker is abandoned instead (it ends
-        by its own timeouts), the deadline holds, and the threads waiting for this token
-        are released. Returns the exception (not raised) on failure.
+        could hold a caller far past the deadline; at the deadline the attempt is abandoned
+        instead, and the threads waiting for this token are released. The worker then
+        stops reading, closes the connection and ends: through the private session at
+        once, even while it waits for headers (its socket is shut down); through a session
+        the user injected, at the next byte of the body, or at its read timeout while it
+        waits for headers. Returns the exception (not raised) on failure.
         """
         timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
         done = threading.Event()
+        attempt = _Attempt()
         outcome: list[tuple[requests.Response, Answer] | Exception] = []
 
         def run() -> None:
+            _current.attempt = attempt
             try:
                 response = self._send(body, timeout)
-                outcome.append((response, self._read(response)))
+                outcome.append((response, self._read(response, attempt)))
             except Exception as exc:  # handed to the caller's thread
                 if isinstance(exc, requests.RequestException):
                     exc.request = None  # its body is the form, client secret included
@@ -263,6 +360,7 @@ class TokenEndpoint:
         worker = threading.Thread(target=run, name="requests-criteo-token", daemon=True)
         worker.start()
         if not done.wait(remaining):
+            attempt.abandon()
             return TokenRequestError(
                 f"the token endpoint did not answer within the {self.deadline:g} s deadline"
             )
@@ -317,11 +415,11 @@ class TokenEndpoint:
         return policy.get_retry_after(response.raw)
 
     @staticmethod
-    def _read(response: requests.Response) -> Answer:
+    def _read(response: requests.Response, attempt: _Attempt) -> Answer:
         """The body of *response*, refusing more than :data:`MAX_TOKEN_BODY`.
 
-        A body not read to its end has its connection closed, never handed back to the
-        pool half-read.
+        Reading stops when *attempt* is abandoned. A body not read to its end has its
+        connection closed, never handed back to the pool half-read.
         """
         chunks: list[bytes] = []
         size = 0
@@ -338,7 +436,7 @@ class TokenEndpoint:
                     f"the token endpoint's answer is {declared} bytes, more than the "
                     f"{MAX_TOKEN_BODY} a token answer can be; it was not read"
                 )
-            while True:
+            while not attempt.abandoned:
                 chunk = response.raw.read1(8192, decode_content=True)
                 if not chunk:
                     finished = True
