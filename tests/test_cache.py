@@ -1,4 +1,4 @@
-"""The token cache: lifetimes, margins, expiry on an injected clock, single flight."""
+"""The token cache: lifetimes, margins, expiry on an injected clock, single flight, isolation."""
 
 from __future__ import annotations
 
@@ -9,18 +9,28 @@ import threading
 import time
 
 import pytest
+import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from requests_criteo import Token, TokenCache, TokenRequestError, shared_cache
+from requests_criteo import (
+    CriteoAuth,
+    CriteoRetry,
+    Token,
+    TokenCache,
+    TokenRequestError,
+    shared_cache,
+)
 from requests_criteo._cache import (
     DEFAULT_LIFETIME,
     MAX_LIFETIME,
+    MIN_LIFETIME,
     lifetime_from,
     margin_for,
 )
+from requests_criteo.testing import FakeCriteo
 
-from .conftest import TOKEN, FakeClock
+from .conftest import CLIENT_ID, SECRET, TOKEN, FakeClock, me, summary
 
 
 @pytest.mark.parametrize(
@@ -268,3 +278,48 @@ def test_fork_during_a_fetch_leaves_the_child_a_working_cache(clock: FakeClock) 
     leader.join(5)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+# -- a tiny expires_in ------------------------------------------------------------------------
+
+
+def test_a_tiny_expires_in_is_raised_to_the_minimum_lifetime() -> None:
+    assert MIN_LIFETIME == 1.0
+    assert lifetime_from(0.001) == 1.0
+    assert lifetime_from(1e-9) == 1.0
+    assert lifetime_from("0.5") == 1.0
+
+
+def test_a_tiny_expires_in_does_not_cost_a_token_request_per_call(
+    clock: FakeClock, retry: CriteoRetry
+) -> None:
+    # The fake answers expires_in 0.001, but its own clock stands still: its tokens stay
+    # valid. The client's clock moves 10 ms per call, well past 0.001 s.
+    with FakeCriteo(clients={CLIENT_ID: SECRET}, lifetime=0.001, timer=lambda: 0.0) as fake:
+        auth = CriteoAuth(
+            CLIENT_ID, SECRET, token_url=fake.token_url, cache=TokenCache(timer=clock), retry=retry
+        )
+        for _ in range(20):
+            assert summary(requests.get(me(fake), auth=auth, timeout=5)) == (200, [])
+            clock.advance(0.01)
+        assert fake.token_requests == 1
+        assert auth.token().lifetime == MIN_LIFETIME
+
+
+# -- a cache of its own ------------------------------------------------------------------------
+
+
+def test_auths_with_their_own_token_cache_share_no_token(fake: FakeCriteo) -> None:
+    a = CriteoAuth(CLIENT_ID, SECRET, token_url=fake.token_url, cache=TokenCache())
+    b = CriteoAuth(CLIENT_ID, SECRET, token_url=fake.token_url, cache=TokenCache())
+    assert summary(requests.get(me(fake), auth=a, timeout=5)) == (200, [])
+    assert summary(requests.get(me(fake), auth=b, timeout=5)) == (200, [])
+    assert fake.token_requests == 2
+    first_a, first_b = (c.bearer for c in fake.api_calls())
+    assert first_a != first_b
+
+    a.cache.clear()
+    assert summary(requests.get(me(fake), auth=a, timeout=5)) == (200, [])
+    assert fake.token_requests == 3
+    assert fake.api_calls()[-1].bearer not in (first_a, first_b)
+    assert a.token().access_token != b.token().access_token

@@ -1,7 +1,8 @@
-"""Criteo's error envelope: parsing errors and warnings, raise_for_status, odd bodies."""
+"""Criteo's error envelope: parsing errors and warnings, raise_for_status, odd bodies, streams."""
 
 from __future__ import annotations
 
+import json
 import pickle
 from typing import Any
 
@@ -10,6 +11,8 @@ import requests
 import responses
 
 from requests_criteo import CriteoAPIError, Envelope, Problem, envelope, raise_for_status
+from requests_criteo.envelope import MAX_ENVELOPE_BODY
+from requests_criteo.testing import FakeCriteo
 
 URL = "https://api.criteo.com/2025-10/retail-media/reports/line-item"
 CAPPED: dict[str, Any] = {
@@ -153,3 +156,37 @@ def test_the_error_pickles(mocked: responses.RequestsMock) -> None:
         raise_for_status(r)
     copy = pickle.loads(pickle.dumps(info.value))
     assert str(copy) == str(info.value)
+
+
+# -- streamed responses (FakeCriteo on 127.0.0.1) ---------------------------------------------
+
+
+def test_envelope_on_an_unread_stream_reads_nothing(fake: FakeCriteo) -> None:
+    body = json.dumps({"errors": [{"code": "x", "title": "t"}], "pad": "p" * 5000}).encode()
+    fake.set_response("/doc", status=400, body=body, authorize=False)
+    with requests.get(f"{fake.url}/doc", stream=True, timeout=5) as r:
+        found = envelope(r)
+        assert not found
+        assert r.raw.tell() == 0
+        assert r.raw.read() == body
+
+
+def test_envelope_on_an_unread_stream_leaves_content_to_the_caller(fake: FakeCriteo) -> None:
+    body = b'{"warnings": [{"code": "w"}]}'
+    fake.set_response("/doc", status=200, body=body, authorize=False)
+    with requests.get(f"{fake.url}/doc", stream=True, timeout=5) as r:
+        assert not envelope(r)
+        assert r.content == body
+        # Once the body is read, the envelope is there.
+        assert [w.code for w in envelope(r).warnings] == ["w"]
+
+
+def test_raise_for_status_on_a_4xx_stream_reads_at_most_1_mib(fake: FakeCriteo) -> None:
+    fake.set_response("/big", status=400, body=b"x" * (3 * 1024 * 1024), authorize=False)
+    with requests.get(f"{fake.url}/big", stream=True, timeout=10) as r:
+        with pytest.raises(CriteoAPIError) as info:
+            raise_for_status(r)
+        assert r.raw.tell() <= MAX_ENVELOPE_BODY + 1
+        assert len(r.content) <= MAX_ENVELOPE_BODY + 1
+    assert info.value.status_code == 400
+    assert info.value.errors == []

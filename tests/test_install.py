@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -15,11 +19,12 @@ import requests_criteo
 from requests_criteo import CriteoAuth, MissingCredentialsError, TokenCache
 from requests_criteo.testing import FakeCriteo
 
-from .conftest import SECRET, FakeClock, assert_no_secret
+from .conftest import CLIENT_ID, SECRET, FakeClock, assert_no_secret, summary
 
 SCRIPT = Path(__file__).parent / "scripts" / "legacy_report.py"
 ROOT = Path(__file__).parent.parent
 ORIGINAL_SEND = requests.Session.send
+ORIGINAL_REBUILD_AUTH = requests.Session.rebuild_auth
 
 
 @pytest.fixture(autouse=True)
@@ -27,11 +32,13 @@ def _never_left_installed() -> Iterator[None]:
     yield
     requests_criteo.uninstall()
     assert requests.Session.send is ORIGINAL_SEND
+    assert requests.Session.rebuild_auth is ORIGINAL_REBUILD_AUTH
 
 
 @pytest.fixture
 def fake(clock: FakeClock) -> Iterator[FakeCriteo]:
-    with FakeCriteo(timer=clock, clients={"client-1": SECRET}) as server:
+    """Knows client-1 (the environment's) and CLIENT_ID (conftest's `criteo_auth`)."""
+    with FakeCriteo(timer=clock, clients={"client-1": SECRET, CLIENT_ID: SECRET}) as server:
         yield server
 
 
@@ -215,6 +222,63 @@ def test_a_basic_header_is_replaced_not_kept(env: None, fake: FakeCriteo) -> Non
     header = fake.api_calls()[-1].header("Authorization")
     assert header is not None
     assert header.startswith("Bearer ")
+
+
+# -- uninstall() while others use Session.send -------------------------------------------
+
+
+def test_uninstall_while_another_thread_is_sending_lets_it_finish(
+    fake: FakeCriteo, criteo_auth: CriteoAuth
+) -> None:
+    fake.inject_token_fault(None, delay=0.5)  # the token endpoint takes 0.5 s to answer
+    result: dict[str, object] = {}
+
+    def worker() -> None:
+        try:
+            result["answer"] = summary(requests.get(me(fake), timeout=5))
+        except BaseException as exc:
+            result["answer"] = exc
+
+    requests_criteo.install(criteo_auth)
+    thread = threading.Thread(target=worker)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while fake.token_requests == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the worker is inside send, fetching its token
+    assert fake.token_requests == 1
+    requests_criteo.uninstall()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert result["answer"] == (200, [])
+    assert requests.Session.send is ORIGINAL_SEND
+
+
+def test_uninstall_leaves_a_later_wrapper_of_session_send_in_place(
+    fake: FakeCriteo, criteo_auth: CriteoAuth
+) -> None:
+    pristine = requests.Session.send
+    seen: list[str | None] = []
+    try:
+        requests_criteo.install(criteo_auth)
+        inner = requests.Session.send
+
+        @functools.wraps(inner)
+        def traced_send(
+            self: requests.Session, request: requests.PreparedRequest, **kw: Any
+        ) -> requests.Response:
+            seen.append(request.url)
+            return inner(self, request, **kw)
+
+        requests.Session.send = traced_send  # type: ignore[method-assign]
+        requests_criteo.uninstall()
+        assert requests.Session.send is traced_send
+        # The wrapper still works, and what it wraps no longer adds a token.
+        assert summary(requests.get(me(fake), timeout=5)) == (401, [])
+        assert seen == [me(fake)]
+        assert fake.api_calls()[-1].bearer is None
+        assert fake.token_requests == 0
+    finally:
+        requests.Session.send = pristine  # type: ignore[method-assign]
 
 
 # -- the legacy script, in a real subprocess, across several token lifetimes -------------

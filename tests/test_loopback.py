@@ -3,9 +3,10 @@
 test_auth.py and test_token_endpoint.py check the request path with ``responses``; here
 the same promises are held against a real HTTP/1.1 server: many threads at once, real
 connection pools, real bodies on the wire, redirects between two origins (a second
-FakeCriteo on its own port plays the foreign host), faults of the token endpoint, a
-``.netrc``, every log record, ``os.fork`` and the ``demo`` command. Nothing leaves
-127.0.0.1; time is a FakeClock and retry waits go to a recording ``sleep``.
+FakeCriteo on its own port plays the foreign host), faults of the token endpoint (a
+raw-socket one trickles its headers past the deadline), a ``.netrc``, every log record,
+``os.fork`` and the ``demo`` command. Nothing leaves 127.0.0.1; time is a FakeClock and
+retry waits go to a recording ``sleep``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import io
 import json
 import logging
 import os
+import socket
 import threading
 import time
 import traceback
@@ -31,6 +33,7 @@ from requests_criteo import (
     CriteoAuth,
     CriteoRetry,
     InvalidTokenResponse,
+    TokenCache,
     TokenRequestError,
 )
 from requests_criteo import auth as auth_module
@@ -526,6 +529,89 @@ def test_a_slow_token_endpoint_fails_within_the_deadline_and_releases_the_lock(
     assert isinstance(after, tuple)
     assert after[1] == (200, [])
     assert after[0] < 1.0
+
+
+# -- slow token endpoints: headers trickled past the deadline ---------------------------------
+
+
+@contextlib.contextmanager
+def trickling_token_endpoint() -> Iterator[tuple[str, threading.Event]]:
+    """A raw socket server on 127.0.0.1 sending its status line and headers a byte per 0.2 s."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    srv.settimeout(0.1)
+    port = srv.getsockname()[1]
+    stop, accepted = threading.Event(), threading.Event()
+    head = b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 400 + b"\r\nContent-Length: 2\r\n\r\n{}"
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                conn.recv(65536)
+                accepted.set()
+                for i in range(len(head)):
+                    if stop.wait(0.2):
+                        break
+                    try:
+                        conn.sendall(head[i : i + 1])
+                    except OSError:
+                        break
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}/oauth2/token", accepted
+    finally:
+        stop.set()
+        thread.join(5)
+        srv.close()
+
+
+def test_a_trickling_token_endpoint_is_cut_off_at_the_deadline(
+    cache: TokenCache, sleeps: Sleeps
+) -> None:
+    with trickling_token_endpoint() as (token_url, accepted):
+        auth = CriteoAuth(
+            CLIENT_ID,
+            SECRET,
+            token_url=token_url,
+            cache=cache,
+            timeout=(1, 1),
+            deadline=1.5,
+            retry=CriteoRetry(total=0, sleep=sleeps),
+        )
+        outcome: dict[str, tuple[object, float]] = {}
+
+        def call(name: str) -> None:
+            start = time.monotonic()
+            try:
+                result: object = auth.token()
+            except BaseException as exc:
+                result = exc
+            outcome[name] = (result, time.monotonic() - start)
+
+        t0 = time.monotonic()
+        leader = threading.Thread(target=call, args=("leader",))
+        leader.start()
+        assert accepted.wait(2)
+        waiter = threading.Thread(target=call, args=("waiter",))
+        waiter.start()
+        leader.join(4)
+        waiter.join(4)
+        total = time.monotonic() - t0
+        assert not leader.is_alive()
+        assert not waiter.is_alive()
+    for name in ("leader", "waiter"):
+        error, elapsed = outcome[name]
+        assert isinstance(error, TokenRequestError), name
+        assert elapsed < 3, name
+    assert total < 3
 
 
 # -- A.5: .netrc --------------------------------------------------------------------------------

@@ -1,16 +1,28 @@
-"""Which URLs may receive a token, and which token URLs and origins are refused."""
+"""Which URLs may receive a token, and which token URLs and origins are refused.
+
+A token URL is recognised however the caller spelled it (case, percent-escapes).
+"""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
-from requests_criteo import CriteoAuth, InsecureTransportError, TokenCache
+from requests_criteo import (
+    CriteoAdapter,
+    CriteoAuth,
+    InsecureTransportError,
+    MemoryTokenStore,
+    TokenCache,
+)
 from requests_criteo._origins import is_loopback, parse_origin
+from requests_criteo.testing import FakeCriteo
 
-from .conftest import SECRET
+from .conftest import CLIENT_ID, SECRET, FakeClock, V, me, summary
 
 
 def prepared(url: str) -> str:
@@ -142,3 +154,37 @@ def test_several_api_origins() -> None:
     assert auth.api_origins == ("https://api.criteo.com", "https://a.example:8443")
     assert prepared("https://a.example:8443/v").startswith(auth._prefixes)
     assert not prepared("https://a.example/v").startswith(auth._prefixes)
+
+
+# -- the token URL as the caller spelled it --------------------------------------------------
+
+
+def test_a_non_canonical_token_url_is_recognised_and_never_waits_on_itself(
+    fake: FakeCriteo, clock: FakeClock
+) -> None:
+    port = fake.url.rsplit(":", 1)[1]
+    token_url = f"http://LOCALHOST:{port}/oauth2/%74oken"
+    with requests.Session() as token_session:
+        auth = CriteoAuth(
+            CLIENT_ID,
+            SECRET,
+            token_url=token_url,
+            token_session=token_session,
+            api_origins=[fake.url, f"http://localhost:{port}"],
+            cache=TokenCache(timer=clock),
+            store=MemoryTokenStore(),
+            deadline=1.0,
+        )
+        assert auth.is_token_url(token_url)
+        assert auth.is_token_url(f"http://localhost:{port}/oauth2/token")
+        assert auth.is_token_url(f"http://localhost:{port}/oauth2/token?x=1")
+        assert not auth.is_token_url(f"http://localhost:{port}/{V}/retail-media/me")
+        adapter = CriteoAdapter(auth)
+        for origin in auth.api_origins:
+            token_session.mount(origin + "/", adapter)
+        start = time.monotonic()
+        assert summary(token_session.get(me(fake), timeout=5)) == (200, [])
+        assert time.monotonic() - start < 3
+    assert fake.token_requests == 1
+    assert fake.token_endpoint_requests()[0].header("Authorization") is None
+    assert fake.api_calls()[-1].bearer is not None

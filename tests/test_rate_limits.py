@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import threading
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import requests
 from requests_criteo import CriteoAdapter, CriteoAuth, CriteoRetry, RateLimiter
 from requests_criteo.testing import FakeCriteo
 
-from .conftest import SECRET, FakeClock
+from .conftest import CLIENT_ID, SECRET, FakeClock, Sleeps, V, criteo_client, summary
 
 EPOCH = 1_700_000_000.0
 
@@ -42,7 +43,9 @@ def t(clock: FakeClock) -> Time:
 
 @pytest.fixture
 def fake(clock: FakeClock, t: Time) -> Iterator[FakeCriteo]:
-    with FakeCriteo(timer=clock, clients={"client-1": SECRET}, lifetime=36000) as server:
+    """Knows client-1 (this file's) and CLIENT_ID (conftest's `criteo_auth`)."""
+    clients = {"client-1": SECRET, CLIENT_ID: SECRET}
+    with FakeCriteo(timer=clock, clients=clients, lifetime=36000) as server:
         server.wall_clock = t.wall
         yield server
 
@@ -141,6 +144,25 @@ def test_a_generator_body_is_never_retried(fake: FakeCriteo, clock: FakeClock, t
     assert len(calls) == 1
     assert calls[0].body == b"a" * 10 + b"b"
     assert t.slept == []
+
+
+def test_a_pipe_body_answered_429_is_returned_not_retried(
+    fake: FakeCriteo, criteo_auth: CriteoAuth, sleeps: Sleeps
+) -> None:
+    path = f"/{V}/retail-media/upload"
+    fake.set_response(path, status=429, headers={"Retry-After": "0"})
+    options = {"max_retries": CriteoRetry(sleep=sleeps, backoff_jitter=0.0)}
+    read_end, write_end = os.pipe()
+    os.write(write_end, b'{"a": 1}')
+    os.close(write_end)
+    with (
+        os.fdopen(read_end, "rb") as body,
+        criteo_client("session", fake, criteo_auth, **options) as s,
+    ):
+        assert not body.seekable()
+        assert summary(s.post(fake.url + path, data=body, timeout=5)) == (429, [])
+    assert [c.path for c in fake.api_calls()] == [path]
+    assert sleeps == []
 
 
 def test_a_file_body_is_retried_whole(fake: FakeCriteo, clock: FakeClock, t: Time) -> None:

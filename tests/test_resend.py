@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
 
 import requests_criteo
-from requests_criteo import CriteoAuth, TokenCache
+from requests_criteo import CriteoAuth, CriteoRetry, TokenCache
 from requests_criteo.auth import MAX_401_SECONDS
 from requests_criteo.testing import FakeCriteo
 
-from .conftest import CLIENT_ID, SECRET, summary
+from .conftest import CLIENT_ID, SECRET, WAYS, V, criteo_client, echo, me, summary
+
+ORIGINAL_SEND = requests.Session.send
+ORIGINAL_REBUILD_AUTH = requests.Session.rebuild_auth
+
+
+@pytest.fixture(autouse=True)
+def _nothing_stays_installed() -> Iterator[None]:
+    yield
+    requests_criteo.uninstall()
+    assert requests.Session.send is ORIGINAL_SEND
+    assert requests.Session.rebuild_auth is ORIGINAL_REBUILD_AUTH
+
 
 #: How long the trickling 401 would take to send its whole body, one byte a tick.
 TRICKLED_BYTES = 600
@@ -98,3 +113,99 @@ def test_a_trickling_401_is_drained_for_a_bounded_time_before_the_resend(
     # never fires. The drain stops after MAX_401_SECONDS (give or take one tick).
     assert took < MAX_401_SECONDS + 2.0
     assert 0 < len(r.history[0].content) < TRICKLED_BYTES
+
+
+# -- a large 401 body ---------------------------------------------------------------------------
+
+
+def _clearing_on_token(fake: FakeCriteo, cache: TokenCache, retry: CriteoRetry) -> CriteoAuth:
+    """An auth whose every new token clears the fake's canned answers.
+
+    A canned 401 is then for the first call only: the new token's arrival takes it away.
+    """
+    return CriteoAuth(
+        CLIENT_ID,
+        SECRET,
+        token_url=fake.token_url,
+        cache=cache,
+        retry=retry,
+        on_token=lambda stored: fake.clear_responses(),
+    )
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["read", "stream"])
+@pytest.mark.parametrize("size", [70_000, 2_000_000])
+def test_a_large_401_body_never_breaks_the_resend(
+    fake: FakeCriteo, cache: TokenCache, retry: CriteoRetry, size: int, stream: bool
+) -> None:
+    path = f"/{V}/retail-media/x"
+    auth = _clearing_on_token(fake, cache, retry)
+    auth.token()
+    big = b"x" * size
+    for _ in range(20):
+        fake.set_response(
+            path, status=401, body=big, headers={"Content-Type": "text/plain"}, authorize=False
+        )
+        r = requests.get(fake.url + path, auth=auth, timeout=5, stream=stream)
+        with r:
+            assert (r.status_code, [h.status_code for h in r.history]) == (200, [401])
+            assert r.json()["data"]["attributes"]["path"] == path
+    assert fake.api_requests == 40
+    assert fake.tokens_issued == 21
+
+
+def test_a_large_401_body_never_breaks_the_adapter_resend(
+    fake: FakeCriteo, cache: TokenCache, retry: CriteoRetry
+) -> None:
+    path = f"/{V}/retail-media/x"
+    auth = _clearing_on_token(fake, cache, retry)
+    auth.token()
+    with criteo_client("mount", fake, auth, pool_maxsize=1) as s:
+        for _ in range(20):
+            fake.set_response(path, status=401, body=b"y" * 70_000, authorize=False)
+            assert summary(s.get(fake.url + path, timeout=5)) == (200, [401])
+
+
+# -- what the caller sees of the resend ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("way", [*WAYS, "auth"])
+def test_a_session_hook_sees_the_resend_not_the_401(
+    way: str, fake: FakeCriteo, criteo_auth: CriteoAuth
+) -> None:
+    seen: list[tuple[int, list[int]]] = []
+
+    def assert_status(r: requests.Response, *args: Any, **kwargs: Any) -> None:
+        seen.append((r.status_code, [h.status_code for h in r.history]))
+        r.raise_for_status()
+
+    with criteo_client(way, fake, criteo_auth) as s:
+        s.hooks = {"response": [assert_status]}
+        assert summary(s.get(me(fake), timeout=5)) == (200, [])
+        fake.revoke()  # Criteo revokes the cached token
+        assert summary(s.get(me(fake), timeout=5)) == (200, [401])
+    assert seen == [(200, []), (200, [401])]
+    assert fake.token_requests == 2
+
+
+# -- bodies resent whole ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("way", ["auth", "session"])
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_bytearray_and_memoryview_bodies_are_resent_whole(
+    way: str, kind: Callable[[bytes], Any], fake: FakeCriteo, criteo_auth: CriteoAuth
+) -> None:
+    payload = json.dumps({"rows": list(range(3000))}).encode()
+    with criteo_client(way, fake, criteo_auth) as s:
+        assert summary(s.get(me(fake), timeout=5)) == (200, [])
+        fake.revoke()
+        r = s.post(echo(fake, "things"), data=kind(payload), timeout=5)
+        with r:
+            assert (r.status_code, [h.status_code for h in r.history]) == (200, [401])
+            attributes = r.json()["data"]["attributes"]
+    assert attributes["bodyLength"] == len(payload)
+    assert attributes["bodySha256"] == hashlib.sha256(payload).hexdigest()
+    posted = [c for c in fake.api_calls() if c.method == "POST"]
+    assert [c.body for c in posted] == [payload, payload]
+    assert posted[0].bearer != posted[1].bearer

@@ -7,8 +7,13 @@ from a server reaches a message redacted, on one line, with its control characte
 
 from __future__ import annotations
 
+import functools
 import json
+import pickle
+import socket
 import traceback
+from collections.abc import Callable, Iterator
+from types import ModuleType
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -19,17 +24,37 @@ from requests_criteo import (
     CriteoAPIError,
     CriteoAuth,
     CriteoAuthError,
+    CriteoRetry,
     InvalidTokenResponse,
+    TokenCache,
     TokenRequestError,
     raise_for_status,
 )
 from requests_criteo._text import safe_text
 from requests_criteo.testing import FakeCriteo
 
-from .conftest import ME, SECRET, TOKEN, TOKEN_URL, token_json
+from .conftest import (
+    CLIENT_ID,
+    ME,
+    SECRET,
+    TOKEN,
+    TOKEN_URL,
+    Sleeps,
+    V,
+    assert_no_secret,
+    echo,
+    me,
+    token_json,
+)
+
+
+def forms(secret: str) -> tuple[str, ...]:
+    """*secret* as given, and as a form or a URL carries it (a server echoing it sends these)."""
+    return (secret, quote_plus(secret), quote(secret, safe=""))
+
 
 #: The secret as the form carries it, and as a server echoing the form would send it back.
-FORMS = (SECRET, quote_plus(SECRET), quote(SECRET, safe=""))
+FORMS = forms(SECRET)
 ECHO = f"client_id=client-1&client_secret={quote_plus(SECRET)}&raw={SECRET}"
 #: Server text that would rewrite a terminal or forge a log line if printed as it is.
 HOSTILE = "bad\x1b[2J\r\nFORGED log line\x07\x85\u2028end"
@@ -41,10 +66,14 @@ def captured(exc: BaseException) -> str:
     return "".join(report.format())
 
 
-def assert_carries_no_secret(exc: BaseException) -> None:
-    text = captured(exc)
-    for form in FORMS:
+def assert_hidden(text: str, secret: str = SECRET) -> None:
+    """No form of *secret* is in *text*."""
+    for form in forms(secret):
         assert form not in text
+
+
+def assert_carries_no_secret(exc: BaseException) -> None:
+    assert_hidden(captured(exc))
     assert "\n" not in str(exc) and "\r" not in str(exc) and "\x1b" not in str(exc)
 
 
@@ -82,7 +111,7 @@ ERROR_ANSWERS = {
 def test_no_error_of_the_token_request_carries_the_secret_in_traceback_locals(
     mocked: responses.RequestsMock, auth: CriteoAuth, answer: dict[str, object]
 ) -> None:
-    mocked.post(TOKEN_URL, **answer)  # type: ignore[arg-type]
+    mocked.post(TOKEN_URL, **answer)
     assert_carries_no_secret(token_error(auth))
     assert len(auth.cache) == 0  # nothing cached
 
@@ -124,7 +153,9 @@ def test_a_refusal_makes_the_servers_text_safe_in_the_message_and_attributes(
         assert text is not None
         assert text.isprintable()
         assert SECRET not in text
-    assert exc.trace_id is not None and exc.trace_id.startswith("trace-[secure]bad\\x1b[2J\\x0d\\x0a")
+    assert exc.trace_id is not None and exc.trace_id.startswith(
+        "trace-[secure]bad\\x1b[2J\\x0d\\x0a"
+    )
     assert "FORGED log line" in str(exc)  # escaped, not dropped: still readable
 
 
@@ -195,3 +226,177 @@ def test_safe_text_redacts_and_escapes(text: str, expected: str) -> None:
 def test_safe_text_cuts_long_text() -> None:
     assert safe_text("x" * 500, limit=10) == "xxxxxxx..."
     assert json.dumps(safe_text("y" * 10, limit=10)) == '"yyyyyyyyyy"'
+
+
+# -- no object a token error reaches holds the secret --------------------------------------
+
+
+def safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:  # an object whose repr breaks shows nothing
+        return f"<repr failed: {type(exc).__name__}>"
+
+
+def reachable(exc: BaseException, depth: int = 6) -> Iterator[object]:
+    """*exc*, the exceptions of its __context__/__cause__ chain and what they hold."""
+    seen: set[int] = set()
+    todo: list[tuple[object, int]] = [(exc, 0)]
+    while todo:
+        obj, level = todo.pop()
+        if id(obj) in seen or level > depth:
+            continue
+        seen.add(id(obj))
+        yield obj
+        if isinstance(obj, (str, bytes, int, float, bool, type, ModuleType)):
+            continue
+        children: list[object] = []
+        if isinstance(obj, BaseException):
+            children += [obj.__context__, obj.__cause__, *obj.args]
+        if isinstance(obj, (list, tuple, set, frozenset)):
+            children += list(obj)
+        elif isinstance(obj, dict):
+            children += [*obj.keys(), *obj.values()]
+        attributes = getattr(obj, "__dict__", None)
+        if isinstance(attributes, dict):
+            children += list(attributes.values())
+        todo += [(child, level + 1) for child in children if child is not None]
+
+
+def assert_exception_keeps_the_secret_out(exc: BaseException) -> None:
+    for obj in reachable(exc):
+        if isinstance(obj, bytes):
+            assert_hidden(obj.decode("latin-1"))
+        elif isinstance(obj, str):
+            assert_hidden(obj)
+        else:
+            assert_hidden(safe_repr(obj))
+            attributes = getattr(obj, "__dict__", None)
+            if isinstance(obj, BaseException) and isinstance(attributes, dict):
+                assert_hidden(safe_repr(attributes))
+    tb = exc.__traceback__
+    assert tb is not None
+    while tb is not None:
+        for name, value in dict(tb.tb_frame.f_locals).items():
+            text = safe_repr(value)
+            for form in FORMS:
+                assert form not in text, f"{tb.tb_frame.f_code.co_name}() local {name!r}"
+        tb = tb.tb_next
+
+
+def test_connection_failure_error_holds_no_secret(cache: TokenCache, sleeps: Sleeps) -> None:
+    with socket.socket() as s:  # a port nobody listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    auth = CriteoAuth(
+        CLIENT_ID,
+        SECRET,
+        token_url=f"http://127.0.0.1:{port}/oauth2/token",
+        cache=cache,
+        retry=CriteoRetry(total=1, sleep=sleeps, backoff_jitter=0.0),
+    )
+    exc = token_error(auth)
+    assert isinstance(exc, TokenRequestError)
+    assert "could not reach the token endpoint" in str(exc)
+    assert len(sleeps) == 1  # retried once, then gave up
+    assert_exception_keeps_the_secret_out(exc)
+    # One level down too: a requests exception left in a frame's locals holds no request
+    # (whose body is the form), for reporters that serialise attributes, not just reprs.
+    tb = exc.__traceback__
+    while tb is not None:
+        for value in tb.tb_frame.f_locals.values():
+            if isinstance(value, requests.RequestException):
+                assert value.request is None
+        tb = tb.tb_next
+
+
+def test_exhausted_retries_error_holds_no_secret(
+    fake: FakeCriteo, cache: TokenCache, sleeps: Sleeps
+) -> None:
+    fake.inject_token_fault(503, body='{"error": "temporarily_unavailable"}', times=5)
+    auth = CriteoAuth(
+        CLIENT_ID,
+        SECRET,
+        token_url=fake.token_url,
+        cache=cache,
+        retry=CriteoRetry(total=2, sleep=sleeps, backoff_jitter=0.0),
+    )
+    exc = token_error(auth)
+    assert isinstance(exc, TokenRequestError)
+    assert exc.status_code == 503
+    assert "gave up after 3 attempts" in str(exc)
+    assert fake.token_requests == 3
+    assert_exception_keeps_the_secret_out(exc)
+
+
+def test_refusal_error_holds_no_secret(
+    fake: FakeCriteo, cache: TokenCache, retry: CriteoRetry
+) -> None:
+    auth = CriteoAuth("client-unknown", SECRET, token_url=fake.token_url, cache=cache, retry=retry)
+    exc = token_error(auth)
+    assert isinstance(exc, TokenRequestError)
+    assert (exc.status_code, exc.error) == (400, "invalid_client")
+    assert fake.token_requests == 1
+    assert_exception_keeps_the_secret_out(exc)
+
+
+@pytest.mark.parametrize("encode", [quote_plus, functools.partial(quote, safe="")])
+def test_an_error_description_echoing_the_encoded_secret_is_redacted(
+    encode: Callable[[str], str], cache: TokenCache, retry: CriteoRetry
+) -> None:
+    secret = "s3cr3t SENTINEL+/x=="  # a space: quote_plus and quote differ
+    assert quote_plus(secret) != quote(secret, safe="")
+    with FakeCriteo(clients={CLIENT_ID: secret}) as fake:
+        fake.inject_token_fault(
+            400,
+            body=json.dumps(
+                {
+                    "error": "invalid_request",
+                    "error_description": f"bad client_secret={encode(secret)}&grant_type=x",
+                }
+            ),
+        )
+        auth = CriteoAuth(CLIENT_ID, secret, token_url=fake.token_url, cache=cache, retry=retry)
+        exc = token_error(auth)
+    assert isinstance(exc, TokenRequestError)
+    assert exc.error_description is not None
+    assert "client_secret=[secure]" in exc.error_description
+    assert "[secure]" in str(exc)
+    for text in (str(exc), repr(exc), exc.error_description, repr(exc.args)):
+        assert_hidden(text, secret)
+        assert_no_secret(text)
+
+
+# -- pickled responses and API errors ------------------------------------------------------
+
+
+def test_an_authenticated_response_pickles(fake: FakeCriteo) -> None:
+    auth = CriteoAuth(CLIENT_ID, SECRET, token_url=fake.token_url, cache=TokenCache())
+    with requests.get(me(fake), auth=auth, timeout=5) as r:
+        assert r.status_code == 200
+        blob = pickle.dumps(r)
+    assert_hidden(blob.decode("latin-1"))
+    loaded = pickle.loads(blob)
+    assert loaded.status_code == 200
+    assert loaded.json()["data"]["id"] == CLIENT_ID
+
+
+def test_a_criteo_api_error_pickles_without_the_token(fake: FakeCriteo) -> None:
+    auth = CriteoAuth(CLIENT_ID, SECRET, token_url=fake.token_url, cache=TokenCache())
+    errors = [{"code": "insufficient-advertisers-permissions", "title": "no", "traceId": "t-1"}]
+    fake.set_response(f"/{V}/retail-media/accounts", status=403, json={"errors": errors})
+    r = requests.get(echo(fake, "accounts"), auth=auth, timeout=5)
+    with r, pytest.raises(CriteoAPIError) as info:
+        raise_for_status(r)
+    exc = info.value
+    blob = pickle.dumps(exc)
+    token = auth.token().access_token
+    assert token.encode() not in blob
+    assert_hidden(blob.decode("latin-1"))
+    loaded = pickle.loads(blob)
+    assert isinstance(loaded, CriteoAPIError)
+    assert loaded.status_code == 403
+    assert loaded.code == "insufficient-advertisers-permissions"
+    assert loaded.errors == exc.errors
+    assert loaded.trace_id == "t-1"
+    assert str(loaded) == str(exc)

@@ -1,4 +1,8 @@
-"""The token request and the checks on its answer, against the real https URL (responses)."""
+"""The token request and the checks on its answer, against the real https URL (responses).
+
+Where a test needs a server of its own (a retry wait measured against the deadline), it is
+FakeCriteo on 127.0.0.1.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from urllib.parse import parse_qsl
 import pytest
 import requests
 import responses
+from oauthlib.oauth2 import BackendApplicationClient
 
 from requests_criteo import (
     USER_AGENT,
@@ -20,8 +25,20 @@ from requests_criteo import (
     TokenCache,
     TokenRequestError,
 )
+from requests_criteo._token import TokenEndpoint
+from requests_criteo.testing import FakeCriteo
 
-from .conftest import ME, SECRET, TOKEN, TOKEN_URL, FakeClock, Sleeps, assert_no_secret, token_json
+from .conftest import (
+    CLIENT_ID,
+    ME,
+    SECRET,
+    TOKEN,
+    TOKEN_URL,
+    FakeClock,
+    Sleeps,
+    assert_no_secret,
+    token_json,
+)
 
 
 def fetch(auth: CriteoAuth) -> str:
@@ -211,6 +228,37 @@ def test_the_deadline_stops_the_retries(
     with pytest.raises(TokenRequestError, match="deadline"):
         fetch(auth)
     assert sleeps == [10.0]  # the next wait (20 s) would pass the 15 s deadline
+
+
+def test_a_retry_wait_ending_past_the_deadline_raises_token_request_error(
+    fake: FakeCriteo, clock: FakeClock
+) -> None:
+    monotonic = FakeClock(start=0.0)
+    waits: list[float] = []
+
+    def oversleep(seconds: float) -> None:  # a sleep always oversleeps a little
+        waits.append(seconds)
+        monotonic.advance(seconds + 0.0005)
+
+    fake.inject_token_fault(503, body="{}", headers={"Retry-After": "9.9999"})
+    endpoint = TokenEndpoint(
+        fake.token_url,
+        timeout=(5.0, 15.0),
+        deadline=10.0,
+        retry=CriteoRetry(sleep=oversleep, backoff_jitter=0.0),
+        user_agent="requests-criteo-tests",
+        clock=monotonic,
+    )
+    body = BackendApplicationClient(CLIENT_ID).prepare_request_body(
+        include_client_id=True, client_secret=SECRET
+    )
+    try:
+        with pytest.raises(TokenRequestError, match="deadline"):
+            endpoint.fetch(body, secrets=[SECRET], timer=clock)
+    finally:
+        endpoint.session.close()
+    assert waits == [pytest.approx(9.9999)]
+    assert fake.token_requests == 1
 
 
 @pytest.mark.parametrize(
