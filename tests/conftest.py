@@ -178,6 +178,20 @@ def summary(r: requests.Response) -> tuple[int, list[int]]:
         return r.status_code, [h.status_code for h in r.history]
 
 
+#: requests' own Session methods, which install() wraps and uninstall() must restore.
+ORIGINAL_SEND = requests.Session.send
+ORIGINAL_REBUILD_AUTH = requests.Session.rebuild_auth
+
+
+@pytest.fixture
+def never_left_installed() -> Iterator[None]:
+    """After the test, install() is undone and requests' Session is as it was."""
+    yield
+    requests_criteo.uninstall()
+    assert requests.Session.send is ORIGINAL_SEND
+    assert requests.Session.rebuild_auth is ORIGINAL_REBUILD_AUTH
+
+
 #: The ways a session authenticates Criteo calls without an auth= on each call.
 WAYS = ["install", "session", "mount"]
 

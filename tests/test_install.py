@@ -19,20 +19,11 @@ import requests_criteo
 from requests_criteo import CriteoAuth, MissingCredentialsError, TokenCache
 from requests_criteo.testing import FakeCriteo
 
-from .conftest import CLIENT_ID, SECRET, FakeClock, assert_no_secret, summary
+from .conftest import CLIENT_ID, ORIGINAL_SEND, SECRET, FakeClock, assert_no_secret, summary
 
 SCRIPT = Path(__file__).parent / "scripts" / "legacy_report.py"
 ROOT = Path(__file__).parent.parent
-ORIGINAL_SEND = requests.Session.send
-ORIGINAL_REBUILD_AUTH = requests.Session.rebuild_auth
-
-
-@pytest.fixture(autouse=True)
-def _never_left_installed() -> Iterator[None]:
-    yield
-    requests_criteo.uninstall()
-    assert requests.Session.send is ORIGINAL_SEND
-    assert requests.Session.rebuild_auth is ORIGINAL_REBUILD_AUTH
+pytestmark = pytest.mark.usefixtures("never_left_installed")
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import pickle
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -21,16 +21,7 @@ from requests_criteo.testing import FakeCriteo
 
 from .conftest import CLIENT_ID, SECRET, WAYS, V, criteo_client, echo, me, summary
 
-ORIGINAL_SEND = requests.Session.send
-ORIGINAL_REBUILD_AUTH = requests.Session.rebuild_auth
-
-
-@pytest.fixture(autouse=True)
-def _nothing_stays_installed() -> Iterator[None]:
-    yield
-    requests_criteo.uninstall()
-    assert requests.Session.send is ORIGINAL_SEND
-    assert requests.Session.rebuild_auth is ORIGINAL_REBUILD_AUTH
+pytestmark = pytest.mark.usefixtures("never_left_installed")
 
 
 class AppSession(requests.Session):
