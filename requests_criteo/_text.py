@@ -28,6 +28,17 @@ def secret_forms(secret: str | None) -> set[str]:
     return {secret, quote_plus(secret), quote(secret, safe="")}
 
 
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """*text* with every non-empty secret, as given or URL-encoded, replaced by ``[secure]``.
+
+    Done before any cut: a secret straddling a cut would otherwise leave its first part.
+    """
+    for secret in secrets:
+        for form in secret_forms(secret):
+            text = text.replace(form, "[secure]")
+    return text
+
+
 def safe_text(text: str, secrets: Iterable[str | None] = (), limit: int = SHORT) -> str:
     """*text* with secrets replaced by ``[secure]``, made one printable line, cut to *limit*.
 
@@ -36,9 +47,7 @@ def safe_text(text: str, secrets: Iterable[str | None] = (), limit: int = SHORT)
     C1 controls, line and paragraph separators, bidirectional overrides) are written as
     ``\\xNN`` or ``\\uNNNN``, so that the text cannot rewrite a terminal or forge a log line.
     """
-    for secret in secrets:
-        for form in secret_forms(secret):
-            text = text.replace(form, "[secure]")
+    text = redact(text, secrets)
     if not text.isprintable():
         text = "".join(c if c.isprintable() else _escaped(c) for c in text)
     return text if len(text) <= limit else text[: limit - 3] + "..."

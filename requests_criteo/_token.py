@@ -173,7 +173,11 @@ class _TokenAdapter(HTTPAdapter):
 
 
 def _trace_id(data: dict[str, Any]) -> str | None:
-    """Criteo's trace id from an answer: top level, or in its first error."""
+    """Criteo's trace id from an answer: top level, or in its first error.
+
+    Returned whole: it is cut only after its secrets are replaced (a secret straddling the
+    cut would otherwise leave its first part in the message).
+    """
     holders: list[dict[str, Any]] = [data]
     errors = data.get("errors")
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
@@ -182,7 +186,7 @@ def _trace_id(data: dict[str, Any]) -> str | None:
         for key in ("traceId", "traceIdentifier", "trace_id"):
             value = holder.get(key)
             if isinstance(value, str) and value:
-                return value[:100]
+                return value
     return None
 
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
-from ._text import safe_text
+from ._text import redact, safe_text
 from .exceptions import CriteoAPIError
 
 __all__ = ["Envelope", "Problem", "envelope", "raise_for_status"]
@@ -32,11 +33,11 @@ _FIELD = 500
 _MESSAGE = 1000
 
 
-def _text(value: object) -> str | None:
+def _text(value: object, secrets: Sequence[str | None] = ()) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return value[:_FIELD]
+        return redact(value, secrets)[:_FIELD]
     if isinstance(value, (int, float, bool)):
         return str(value)
     return None
@@ -59,20 +60,25 @@ class Problem:
     source: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_json(cls, item: object) -> Problem | None:
-        """The problem described by *item*, or ``None`` if it is not an object."""
+    def from_json(cls, item: object, secrets: Sequence[str | None] = ()) -> Problem | None:
+        """The problem described by *item*, or ``None`` if it is not an object.
+
+        *secrets* (the bearer token the request carried: an API may echo it) are replaced
+        by ``[secure]`` in every field, before the field is cut.
+        """
         if not isinstance(item, dict):
             return None
         source = item.get("source")
         return cls(
-            code=_text(item.get("code")),
-            title=_text(item.get("title")),
-            detail=_text(item.get("detail")),
-            type=_text(item.get("type")),
-            trace_id=_text(item.get("traceId")) or _text(item.get("traceIdentifier")),
-            instance=_text(item.get("instance")),
+            code=_text(item.get("code"), secrets),
+            title=_text(item.get("title"), secrets),
+            detail=_text(item.get("detail"), secrets),
+            type=_text(item.get("type"), secrets),
+            trace_id=_text(item.get("traceId"), secrets)
+            or _text(item.get("traceIdentifier"), secrets),
+            instance=_text(item.get("instance"), secrets),
             source={
-                str(k)[:_FIELD]: v[:_FIELD]
+                str(k)[:_FIELD]: redact(v, secrets)[:_FIELD]
                 for k, v in (source.items() if isinstance(source, dict) else ())
                 if isinstance(v, str)
             },
@@ -185,10 +191,10 @@ def envelope(response: requests.Response) -> Envelope:
         for warning in requests_criteo.envelope(r).warnings:
             log.warning("Criteo: %s", warning)
     """
-    return _envelope(_body(response, may_read=False))
+    return _envelope(_body(response, may_read=False), [_bearer(response)])
 
 
-def _envelope(data: object) -> Envelope:
+def _envelope(data: object, secrets: Sequence[str | None]) -> Envelope:
     if not isinstance(data, dict):
         return Envelope()
 
@@ -196,7 +202,7 @@ def _envelope(data: object) -> Envelope:
         items = data.get(key)
         if not isinstance(items, list):
             return []
-        return [p for p in (Problem.from_json(i) for i in items) if p is not None]
+        return [p for p in (Problem.from_json(i, secrets) for i in items) if p is not None]
 
     return Envelope(errors=problems("errors"), warnings=problems("warnings"))
 
@@ -214,7 +220,7 @@ def raise_for_status(response: requests.Response) -> requests.Response:
     """
     if response.status_code < 400:
         return response
-    found = _envelope(_body(response, may_read=True))
+    found = _envelope(_body(response, may_read=True), [_bearer(response)])
     raise CriteoAPIError(
         _summary(response, found),
         response=response,

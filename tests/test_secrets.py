@@ -400,3 +400,27 @@ def test_a_criteo_api_error_pickles_without_the_token(fake: FakeCriteo) -> None:
     assert loaded.errors == exc.errors
     assert loaded.trace_id == "t-1"
     assert str(loaded) == str(exc)
+
+
+def test_a_secret_straddling_the_cut_of_a_trace_id_leaves_no_part_behind(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    mocked.post(
+        TOKEN_URL, status=400, json={"error": "invalid_client", "traceId": "x" * 90 + SECRET}
+    )
+    exc = token_error(auth)
+    assert isinstance(exc, TokenRequestError)
+    for text in (str(exc), exc.trace_id or ""):
+        assert SECRET[:6] not in text
+        assert_hidden(text)
+
+
+def test_a_bearer_token_straddling_the_cut_of_a_field_leaves_no_part_behind(
+    mocked: responses.RequestsMock,
+) -> None:
+    mocked.get(ME, status=400, json={"errors": [{"code": "bad", "title": "y" * 490 + TOKEN}]})
+    r = requests.get(ME, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+    with pytest.raises(CriteoAPIError) as info:
+        raise_for_status(r)
+    assert TOKEN[:8] not in str(info.value)
+    assert "[secure]" in str(info.value)
