@@ -114,10 +114,16 @@ class _Attempt:
             _shut(sock)
 
     def abandon(self) -> None:
+        # Shut down under the lock: the worker forgets its socket (done_with) before the
+        # connection goes back to the pool, so a pooled socket is never shut down here.
         with self._lock:
             self.abandoned = True
-            sock = self._sock
-        _shut(sock)
+            _shut(self._sock)
+
+    def done_with(self) -> None:
+        """Called by the worker before its connection goes back to the pool."""
+        with self._lock:
+            self._sock = None
 
 
 def _shut(sock: socket.socket | None) -> None:
@@ -453,6 +459,7 @@ class TokenEndpoint:
                         "more than a token answer can be; reading stopped"
                     )
         finally:
+            attempt.done_with()
             if not finished:
                 response.raw.close()
             response.close()
