@@ -22,7 +22,8 @@ from collections.abc import Callable, Sequence
 from oauthlib.oauth2 import BackendApplicationClient, WebApplicationClient
 
 from ._cache import Timer, Token, margin_for
-from ._token import Secret, Secrets, TokenEndpoint
+from ._text import Secret, Secrets
+from ._token import TokenEndpoint
 from .exceptions import ConsentRequiredError, CriteoAuthError, TokenRequestError
 from .stores import StoredToken, TokenStore
 

@@ -1,4 +1,4 @@
-"""Text from a server, made safe to put in a message, a log line or a terminal.
+"""Text from a server made safe for a message; secrets whose repr hides them.
 
 What lives here: :func:`safe_text`, the one place where server text (OAuth error codes and
 descriptions, Criteo's titles and trace ids, reason phrases) is redacted and escaped
@@ -14,6 +14,36 @@ from urllib.parse import quote, quote_plus
 
 #: Where a message is cut by default: enough for a title and a trace id.
 SHORT = 200
+
+
+class Secret(str):
+    """A string whose ``repr`` is ``'[secure]'``: secrets in frame locals stay unseen.
+
+    Error reporters that capture a traceback's local variables print them with ``repr``.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'[secure]'"
+
+
+class Secrets(tuple[str, ...]):
+    """A tuple of secrets whose ``repr`` hides them."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} secrets [secure]>"
+
+
+class Answer(bytes):
+    """The token endpoint's answer, whose ``repr`` hides it: it may echo the form."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"<answer of {len(self)} bytes [secure]>"
 
 
 def _escaped(char: str) -> str:

@@ -38,7 +38,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 from urllib3.response import BaseHTTPResponse
 
 from ._cache import Token, lifetime_from
-from ._text import safe_text, secret_forms
+from ._text import Answer, Secret, Secrets, safe_text, secret_forms
 from .exceptions import CriteoAuthError, InvalidTokenResponse, TokenRequestError
 from .retry import CriteoRetry
 
@@ -48,36 +48,6 @@ log = logging.getLogger("requests_criteo")
 MAX_TOKEN_BODY = 64 * 1024
 #: A token must be visible ASCII without spaces to go in an ``Authorization`` header.
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
-
-
-class Secret(str):
-    """A string whose ``repr`` is ``'[secure]'``: secrets in frame locals stay unseen.
-
-    Error reporters that capture a traceback's local variables print them with ``repr``.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "'[secure]'"
-
-
-class Secrets(tuple[str, ...]):
-    """A tuple of secrets whose ``repr`` hides them."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return f"<{len(self)} secrets [secure]>"
-
-
-class Answer(bytes):
-    """The token endpoint's answer, whose ``repr`` hides it: it may echo the form."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return f"<answer of {len(self)} bytes [secure]>"
 
 
 class _NoAuth(AuthBase):
