@@ -27,10 +27,11 @@ from typing import Any, TextIO
 import requests
 
 from . import __version__
+from ._credentials import required_env
 from ._text import safe_text
 from .adapters import CriteoSession, mount
 from .adapters import session as criteo_session
-from .auth import CriteoAuth, required_env
+from .auth import CriteoAuth
 from .consent import code_from_redirect, consent_url
 from .envelope import raise_for_status
 from .exceptions import CriteoAPIError, CriteoAuthError
@@ -203,7 +204,7 @@ def request(args: argparse.Namespace, out: TextIO) -> int:
         prepared = s.prepare_request(
             requests.Request(args.method.upper(), url, params=params, json=body)
         )
-        if not (prepared.url or "").startswith(auth._prefixes):
+        if not auth.credentials.scope.covers(prepared.url or ""):
             raise _UsageError(
                 f"{url} is not on a Criteo origin ({', '.join(auth.api_origins)}); "
                 "the token is only sent there"

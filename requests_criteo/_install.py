@@ -23,7 +23,8 @@ from typing import Any
 
 import requests
 
-from .auth import CriteoAuth, note_redirect
+from ._request_path import note_redirect
+from .auth import CriteoAuth
 
 __all__ = ["Installation", "install", "installed", "uninstall"]
 
@@ -105,10 +106,10 @@ def install(auth: CriteoAuth | None = None) -> Installation:
     with _lock:
         if requests.Session.send is not _send:
             _original_send = requests.Session.send
-            requests.Session.send = _send  # type: ignore[method-assign]
+            _patch("send", _send)
         if requests.Session.rebuild_auth is not _rebuild_auth:
             _original_rebuild_auth = requests.Session.rebuild_auth
-            requests.Session.rebuild_auth = _rebuild_auth  # type: ignore[method-assign,assignment]
+            _patch("rebuild_auth", _rebuild_auth)
         _stack.append(auth)
     return Installation(auth)
 
@@ -132,6 +133,11 @@ def installed() -> CriteoAuth | None:
 
 def _restore() -> None:
     if requests.Session.send is _send:
-        requests.Session.send = _original_send  # type: ignore[method-assign]
+        _patch("send", _original_send)
     if requests.Session.rebuild_auth is _rebuild_auth:
-        requests.Session.rebuild_auth = _original_rebuild_auth  # type: ignore[method-assign]
+        _patch("rebuild_auth", _original_rebuild_auth)
+
+
+def _patch(name: str, function: Any) -> None:
+    """Set ``requests.Session.<name>``: the switch install() and uninstall() turn."""
+    setattr(requests.Session, name, function)

@@ -1,6 +1,6 @@
 """Origins: which URLs may receive a Criteo token, and which token URLs are acceptable.
 
-Private helpers for :mod:`requests_criteo.auth`. Nothing here does network work.
+Private helpers for the credentials and the request path. Nothing here does network work.
 
 An origin is ``scheme://host[:port]``. A request is in scope only when its URL, as
 requests prepares it (scheme and host lower-cased, a path of at least ``/``), starts
@@ -13,6 +13,7 @@ URL ends at its first ``/``, that test cannot be fooled by user info
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -100,3 +101,69 @@ def parse_origin(url: str, *, what: str, allow_path: bool, allow_query: bool = F
             "(plain http is accepted for localhost, 127.0.0.0/8 and ::1 only)"
         )
     return Origin(scheme, host, port if port is not None else DEFAULT_PORTS[scheme])
+
+
+class Scope:
+    """Where a credential's token may go: its API origins, and never its token endpoint.
+
+    The one origin check of the library: the auth asks it before putting a token on a
+    request, and the resend asks it again before sending a refreshed one.
+
+    :param token_url: the validated token endpoint; its origin is the default API origin.
+    :param api_origins: origins (``scheme://host[:port]``) that may receive the token.
+    """
+
+    __slots__ = ("origins", "prefixes", "token_urls")
+
+    def __init__(self, token_url: str, api_origins: Iterable[str] | None = None) -> None:
+        token_origin = parse_origin(token_url, what="token_url", allow_path=True)
+        if api_origins is None:
+            origins = [token_origin]
+        else:
+            if isinstance(api_origins, str):
+                api_origins = [api_origins]
+            origins = [
+                parse_origin(o, what="api_origins entry", allow_path=False) for o in api_origins
+            ]
+            if not origins:
+                raise ValueError("api_origins is empty: no request could ever be authenticated")
+        self.origins: tuple[str, ...] = tuple(str(o) for o in origins)
+        self.prefixes = tuple(p for o in origins for p in o.prefixes)
+        # The token URL as given and as requests prepares it (host lower-cased, the
+        # default port written or not): a request there never gets a bearer token.
+        path = _unquote_unreserved(urlsplit(token_url).path) or "/"
+        self.token_urls = (token_url, *(p + path[1:] for p in token_origin.prefixes))
+
+    def covers(self, url: str) -> bool:
+        """Whether *url*, as requests prepares it, is on one of the API origins."""
+        return url.startswith(self.prefixes)
+
+    def allows(self, url: str, chain: Iterable[str] = ()) -> bool:
+        """Whether a request to *url*, redirected through the URLs of *chain*, may carry it."""
+        return (
+            self.covers(url)
+            and not (url.startswith(self.token_urls) and self.is_token_url(url))
+            and all(self.covers(u) for u in chain)
+        )
+
+    def is_token_url(self, url: str) -> bool:
+        """Whether *url* is the token endpoint (whatever its query)."""
+        return url.split("?", 1)[0] in self.token_urls
+
+
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _unquote_unreserved(path: str) -> str:
+    """*path* with escapes of unreserved characters decoded (``%74`` is ``t``), as requests
+    prepares a URL (RFC 3986, section 6.2.2.2); other escapes are left as they are."""
+    head, *rest = path.split("%")
+    parts = [head]
+    for piece in rest:
+        char = chr(int(piece[:2], 16)) if len(piece) >= 2 and _is_hex(piece[:2]) else ""
+        parts.append(char + piece[2:] if char in _UNRESERVED and char else "%" + piece)
+    return "".join(parts)
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)

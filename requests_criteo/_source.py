@@ -6,7 +6,7 @@ cache's single flight). It takes the store's lock, reuses a token another proces
 meanwhile, or else asks the endpoint — with the client-credentials grant, or with the
 refresh-token grant of an authorization-code app — and writes the answer, new refresh
 token included, to the store *before* the token is used. What does not: decorating
-requests and the 401 hook (:mod:`.auth`), HTTP (:mod:`._token`).
+requests and the 401 hook (:mod:`.auth`), HTTP (:mod:`._token`, given as an endpoint).
 
 Refresh tokens are treated as rotating and single-use, the safe reading of Criteo's
 undocumented behaviour: a refresh is never retried once sent, never run twice at once
@@ -18,12 +18,12 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from oauthlib.oauth2 import BackendApplicationClient, WebApplicationClient
 
 from ._cache import Timer, Token, margin_for
 from ._text import Secret, Secrets
-from ._token import TokenEndpoint
 from .exceptions import ConsentRequiredError, CriteoAuthError, TokenRequestError
 from .stores import StoredToken, TokenStore
 
@@ -33,6 +33,19 @@ CLIENT_CREDENTIALS = "client_credentials"
 AUTHORIZATION_CODE = "authorization_code"
 #: Seconds a stored token may claim to come from the future (clock skew between hosts).
 _SKEW = 60.0
+
+
+class TokenEndpoint(Protocol):
+    """What sends a token request (requests' in :mod:`._token`): form in, token out."""
+
+    def fetch(
+        self,
+        body: str,
+        *,
+        secrets: Sequence[str],
+        timer: Callable[[], float],
+        retry: bool = True,
+    ) -> Token: ...
 
 
 def store_key(token_url: str, client_id: str, fp: str, grant: str, account: str) -> str:

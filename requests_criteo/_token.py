@@ -37,6 +37,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 from urllib3.response import BaseHTTPResponse
 
+from .__version__ import __version__
 from ._cache import Token, lifetime_from
 from ._text import Answer, Secret, Secrets, safe_text, secret_forms
 from .exceptions import CriteoAuthError, InvalidTokenResponse, TokenRequestError
@@ -542,3 +543,29 @@ def _oauthlib_refusal(data: dict[str, Any]) -> str | None:
     except Exception as exc:  # OAuth2Error, ValueError, Warning, or a crash on odd types
         return type(exc).__name__
     return None
+
+
+#: requests' own User-Agent followed by ours, so Criteo's support can tell the traffic apart.
+USER_AGENT = f"{requests.utils.default_user_agent()} requests-criteo/{__version__}"
+
+
+class RequestsTransport:
+    """Builds a credential's TokenEndpoint on requests; pickles without its session."""
+
+    def __init__(self, session: requests.Session | None = None) -> None:
+        self.session = session
+
+    def __call__(
+        self, url: str, *, timeout: tuple[float, float], deadline: float, retry: CriteoRetry
+    ) -> TokenEndpoint:
+        return TokenEndpoint(
+            url,
+            timeout=timeout,
+            deadline=deadline,
+            retry=retry,
+            user_agent=USER_AGENT,
+            session=self.session,
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (RequestsTransport, ())

@@ -1,10 +1,10 @@
 """CriteoAdapter: a transport adapter that authenticates what a session sends to Criteo.
 
-What lives here: :class:`CriteoAdapter` and :func:`session`, which builds a
-``requests.Session`` with the adapter mounted. What does not: tokens and the 401 resend,
-which are :class:`~requests_criteo.CriteoAuth`'s; the adapter hands each request to its
-auth just before sending it, and the auth's hook resends through
-``response.connection``, which requests sets to this adapter.
+What lives here: :class:`CriteoAdapter`, :func:`mount` and :func:`session`, which builds a
+``requests.Session`` with the adapter mounted, and the session classes that note where
+redirects came from. What does not: tokens (the auth's credentials) and the 401 resend
+(:mod:`._request_path`); the adapter puts the token on each request just before sending
+it, and resends its own 401s through itself.
 
 Besides authentication, the adapter brings Criteo's rate limits: a
 :class:`~requests_criteo.CriteoRetry` policy by default (429 retried for any method after
@@ -14,9 +14,7 @@ limiter that paces calls under the documented budgets.
 
 from __future__ import annotations
 
-import os
 import threading
-import weakref
 from collections.abc import Mapping
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -24,42 +22,23 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
-from requests.structures import CaseInsensitiveDict
 from requests.utils import default_user_agent
 from urllib3.util.retry import Retry
 
-from .auth import (
-    STATE_ATTRIBUTE,
-    USER_AGENT,
-    CriteoAuth,
-    header_value,
-    note_redirect,
-    replay_position,
-)
+from ._request_path import mark_of, note_redirect, replay_position, resend_once
+from ._token import USER_AGENT
+from .auth import CriteoAuth
 from .ratelimit import RateLimiter, is_reporting
 from .retry import CriteoRetry
 
 __all__ = ["CriteoAdapter", "CriteoSession", "SessionAuth", "mount", "session"]
 
 _REQUESTS_USER_AGENT = default_user_agent()
-_USER_AGENT_ENTRY = ("User-Agent", USER_AGENT)  # as CaseInsensitiveDict keeps it
 # For bodies that cannot be sent twice: urllib3 would resend an exhausted generator empty.
 _NO_RETRIES = Retry(0, read=False, redirect=False)
-
-
-# Every adapter of the process, so that a forked child can forget its parent's threads.
-_ADAPTERS: weakref.WeakSet[CriteoAdapter] = weakref.WeakSet()
-
-
-def _forget_threads_after_fork() -> None:
-    # A thread of the parent sending a generator when the process forked does not exist in
-    # the child, and the child's next thread may get its identifier: it would never retry.
-    for adapter in list(_ADAPTERS):
-        adapter._unreplayable.clear()
-
-
-if hasattr(os, "register_at_fork"):  # pragma: no branch - absent only on Windows
-    os.register_at_fork(after_in_child=_forget_threads_after_fork)
+# The adapter that is sending, in this thread, a body that cannot be sent twice. (Thread-
+# local: a forked child, where the parent's other threads do not exist, starts without.)
+_SENDING_ONCE = threading.local()
 
 
 def _limiter(value: float | RateLimiter | None, name: str) -> RateLimiter | None:
@@ -124,17 +103,9 @@ class CriteoAdapter(HTTPAdapter):
         self.auth = auth
         self.limiter = _limiter(rate_limit, "rate_limit")
         self.reporting_limiter = _limiter(reporting_rate_limit, "reporting_rate_limit")
-        # Threads sending a body that cannot be sent twice: no retries for them.
-        self._unreplayable: set[int] = set()
-        _ADAPTERS.add(self)
         super().__init__(
             max_retries=CriteoRetry() if max_retries is None else max_retries, **kwargs
         )
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self._unreplayable = set()
-        _ADAPTERS.add(self)
-        super().__setstate__(state)  # type: ignore[misc]  # not in the stubs
 
     def __repr__(self) -> str:
         return f"CriteoAdapter({self.auth!r})"
@@ -142,11 +113,7 @@ class CriteoAdapter(HTTPAdapter):
     @property
     def max_retries(self) -> Retry:
         """The retry policy (for the current request: none if its body cannot be resent)."""
-        # An empty set is the rule: a set, not a threading.local, is cheap to ask that.
-        # (getattr, not self.__dict__: on CPython 3.11+ asking for an object's __dict__
-        # slows every later attribute read of that object, and HTTPAdapter.send reads many.)
-        unreplayable = getattr(self, "_unreplayable", None)
-        if unreplayable and threading.get_ident() in unreplayable:
+        if getattr(_SENDING_ONCE, "adapter", None) is self:
             return _NO_RETRIES
         return self._max_retries
 
@@ -165,49 +132,45 @@ class CriteoAdapter(HTTPAdapter):
     ) -> requests.Response:
         """Authenticate *request* if it is for a Criteo origin, pace it, then send it.
 
-        A 401 is handed to the auth's :meth:`~requests_criteo.CriteoAuth.handle_401` here,
-        rather than through a response hook: the refreshed request is resent once, and the
-        response returned is the resend's, with the 401 in its ``history``.
+        A 401 is resent here once, with a refreshed token, rather than through a response
+        hook: the response returned is the resend's, with the 401 in its ``history``.
         """
         url = request.url
-        state = getattr(request, STATE_ATTRIBUTE, None)  # the request's _RequestState
-        if url is not None and url.startswith(self.auth._prefixes):
-            headers = request.headers
-            agent = header_value(headers, "user-agent")
-            if agent is None or agent == _REQUESTS_USER_AGENT:
-                if type(headers) is CaseInsensitiveDict:  # its __setitem__, without the call
-                    headers._store["user-agent"] = _USER_AGENT_ENTRY  # type: ignore[attr-defined]
-                else:
-                    headers["User-Agent"] = USER_AGENT
-            if state is None:
-                # (A request decorated already, by the session's auth or an auth=, keeps
-                # its token: apply() would leave it as it is.)
-                self.auth.apply(request, keep_authorization=True, hook=False)
-                state = getattr(request, STATE_ATTRIBUTE, None)
-            limiter = self.limiter
-            if self.reporting_limiter is not None and is_reporting(urlsplit(url).path):
-                limiter = self.reporting_limiter
-            if limiter is not None:
-                limiter.acquire()
-        replayable = state.replayable if state is not None else replay_position(request.body)[0]
-        if replayable:
+        if url is not None and self.auth.credentials.scope.covers(url):
+            self._prepare(request, url)
+        previous = getattr(_SENDING_ONCE, "adapter", None)
+        if not replay_position(request.body)[0]:
+            _SENDING_ONCE.adapter = self  # read by max_retries, inside HTTPAdapter.send
+        try:
             response = super().send(request, stream, timeout, verify, cert, proxies)
-        else:
-            me = threading.get_ident()
-            self._unreplayable.add(me)
-            try:
-                response = super().send(request, stream, timeout, verify, cert, proxies)
-            finally:
-                self._unreplayable.discard(me)
-        if response.status_code != 401:
-            return response
-        # A request decorated earlier (SessionAuth, auth=) also has the hook registered,
-        # and keeps it: the hooks list is shared with its redirect hops and copies, which
-        # other adapters may send. Resent here first, the hook then sees the resend's
-        # answer (or the 401 marked handled) and leaves it alone.
-        return self.auth.handle_401(
-            response, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies
+        finally:
+            _SENDING_ONCE.adapter = previous
+        return resend_once(
+            response,
+            self.auth.credentials,
+            stream=stream,
+            timeout=timeout,
+            verify=verify,
+            cert=cert,
+            proxies=proxies,
         )
+
+    def _prepare(self, request: requests.PreparedRequest, url: str) -> None:
+        """Name the library in the User-Agent, put the token on, and wait for the limiter.
+
+        A request decorated already (by ``auth=``, or by this adapter on an earlier send)
+        keeps its token.
+        """
+        agent = request.headers.get("User-Agent")
+        if agent is None or agent == _REQUESTS_USER_AGENT:
+            request.headers["User-Agent"] = USER_AGENT
+        if mark_of(request) is None:
+            self.auth.apply(request, keep_authorization=True, hook=False)
+        limiter = self.limiter
+        if self.reporting_limiter is not None and is_reporting(urlsplit(url).path):
+            limiter = self.reporting_limiter
+        if limiter is not None:
+            limiter.acquire()
 
 
 def mount(session: requests.Session, auth: CriteoAuth, **adapter_options: Any) -> CriteoAdapter:

@@ -144,7 +144,7 @@ def test_consent_to_api_call_then_refreshes_with_rotation(
     auth = authorize(fake, clock, store=store)
     assert fake.code_exchanges == 1
     assert requests.get(me(fake), auth=auth, timeout=5).status_code == 200
-    first = store.read(auth._source.key)
+    first = store.read(auth.credentials.source.key)
     assert first is not None
     assert first.refresh_token is not None
     for _ in range(3):
@@ -154,7 +154,7 @@ def test_consent_to_api_call_then_refreshes_with_rotation(
         assert r.history == []
     assert fake.refreshes == 3
     assert fake.refresh_token_reuses == 0
-    last = store.read(auth._source.key)
+    last = store.read(auth.credentials.source.key)
     assert last is not None
     assert last.refresh_token not in (None, first.refresh_token)  # rotated and kept
     assert fake.token_endpoint_requests()[-1].form["grant_type"] == "refresh_token"
@@ -229,10 +229,10 @@ def test_a_new_code_is_exchanged_even_with_a_token_cached(
 ) -> None:
     store = MemoryTokenStore(clock=clock)
     first = authorize(fake, clock, store=store)
-    first_stored = store.read(first._source.key)
+    first_stored = store.read(first.credentials.source.key)
     second = authorize(fake, clock, store=store)  # a second consent, same account
     assert fake.code_exchanges == 2
-    second_stored = store.read(second._source.key)
+    second_stored = store.read(second.credentials.source.key)
     assert first_stored is not None and second_stored is not None
     assert second_stored.access_token != first_stored.access_token
     assert second_stored.refresh_token != first_stored.refresh_token
@@ -304,7 +304,7 @@ def test_revoked_consent_is_final(fake: FakeCriteo, clock: FakeClock) -> None:
         requests.get(me(fake), auth=auth, timeout=5)
     assert info.value.error == "invalid_grant"
     assert fake.token_requests == 2  # the exchange, and one refused refresh: no loop
-    assert store.read(auth._source.key) is None  # the dead refresh token is gone
+    assert store.read(auth.credentials.source.key) is None  # the dead refresh token is gone
     with pytest.raises(ConsentRequiredError, match="no refresh token"):
         auth.token()
     assert fake.token_requests == 2
@@ -313,7 +313,7 @@ def test_revoked_consent_is_final(fake: FakeCriteo, clock: FakeClock) -> None:
 def test_starting_from_a_kept_refresh_token(fake: FakeCriteo, clock: FakeClock) -> None:
     store = MemoryTokenStore(clock=clock)
     seeded = authorize(fake, clock, store=store)
-    kept = store.read(seeded._source.key)
+    kept = store.read(seeded.credentials.source.key)
     assert kept is not None
     assert kept.refresh_token is not None
     # A new process, with the saved refresh token: its own cache and store.
@@ -399,7 +399,7 @@ def test_pickled_auth_code_auth_carries_no_token(
     store = FileTokenStore(tmp_path / "t.json", clock=clock)
     auth = authorize(fake, clock, store=store)
     blob = pickle.dumps(auth)
-    stored = store.read(auth._source.key)
+    stored = store.read(auth.credentials.source.key)
     assert stored is not None
     assert stored.refresh_token is not None
     assert stored.refresh_token.encode() not in blob
@@ -549,7 +549,7 @@ def test_cli_authorize_saves_tokens_and_echoes_nothing_secret(
         token_url=fake.token_url,
         timer=clock,
     )
-    stored = store.read(auth._source.key)
+    stored = store.read(auth.credentials.source.key)
     assert stored is not None
     assert stored.refresh_token is not None
     assert stored.access_token is not None

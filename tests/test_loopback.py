@@ -36,7 +36,6 @@ from requests_criteo import (
     TokenCache,
     TokenRequestError,
 )
-from requests_criteo import auth as auth_module
 from requests_criteo.testing import FakeCriteo
 
 from .conftest import CLIENT_ID, SECRET, FakeClock, Sleeps, V, assert_no_secret, echo, me, summary
@@ -732,44 +731,3 @@ def test_after_fork_the_child_and_the_parent_both_work(
         assert summary(s.get(me(fake), timeout=10)) == (200, [])  # the parent still works
         assert fake.api_calls()[-1].bearer == token  # with its own cached token
         assert fake.token_requests == 2
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
-def test_a_child_forked_while_another_thread_builds_an_auth_can_build_one(
-    fake: FakeCriteo, clock: FakeClock, retry: CriteoRetry
-) -> None:
-    inside = threading.Event()
-    release = threading.Event()
-
-    def building() -> None:
-        # What a thread in CriteoAuth.__init__ (or _find_secret) does for an instant.
-        with auth_module._SECRETS_LOCK:
-            inside.set()
-            release.wait(5)
-
-    # auth.py's lock of the secrets registry must be rebuilt in the child (as the cache's
-    # are), or the child hangs in CriteoAuth() for ever.
-    holder = threading.Thread(target=building)
-    holder.start()
-    assert inside.wait(5)
-    try:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child reports through its exit status
-            code = 2
-            try:
-                built = threading.Event()
-
-                def build() -> None:
-                    new_auth(fake, clock, retry)
-                    built.set()
-
-                threading.Thread(target=build, daemon=True).start()
-                code = 0 if built.wait(1) else 1
-            finally:
-                os._exit(code)
-    finally:
-        release.set()
-        holder.join(5)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, "the child hung building a CriteoAuth"

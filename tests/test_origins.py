@@ -137,8 +137,8 @@ def test_loopback(host: str, expected: bool) -> None:
 def test_loopback_http_is_accepted_and_scoped_to_its_port() -> None:
     auth = CriteoAuth("id", SECRET, token_url="http://127.0.0.1:8080/oauth2/token")
     assert auth.api_origins == ("http://127.0.0.1:8080",)
-    assert "http://127.0.0.1:8080/2025-10/x".startswith(auth._prefixes)
-    assert not "http://127.0.0.1:8081/2025-10/x".startswith(auth._prefixes)
+    assert auth.credentials.scope.covers("http://127.0.0.1:8080/2025-10/x")
+    assert not auth.credentials.scope.covers("http://127.0.0.1:8081/2025-10/x")
 
 
 def test_ipv6_loopback_origin() -> None:
@@ -152,8 +152,8 @@ def test_several_api_origins() -> None:
         "id", SECRET, api_origins=["https://api.criteo.com", "https://a.example:8443"]
     )
     assert auth.api_origins == ("https://api.criteo.com", "https://a.example:8443")
-    assert prepared("https://a.example:8443/v").startswith(auth._prefixes)
-    assert not prepared("https://a.example/v").startswith(auth._prefixes)
+    assert auth.credentials.scope.covers(prepared("https://a.example:8443/v"))
+    assert not auth.credentials.scope.covers(prepared("https://a.example/v"))
 
 
 # -- the token URL as the caller spelled it --------------------------------------------------

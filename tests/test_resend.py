@@ -16,7 +16,7 @@ import requests
 
 import requests_criteo
 from requests_criteo import CriteoAuth, CriteoRetry, TokenCache
-from requests_criteo.auth import MAX_401_SECONDS
+from requests_criteo._request_path import MAX_401_SECONDS
 from requests_criteo.testing import FakeCriteo
 
 from .conftest import CLIENT_ID, SECRET, WAYS, V, criteo_client, echo, me, summary

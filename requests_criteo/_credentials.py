@@ -1,0 +1,298 @@
+"""Credentials: one Criteo app's secret and the life of its tokens, whatever the transport.
+
+What lives here: :class:`Credentials`, which checks the app's settings, keys its tokens in
+the process-wide cache, gets them from its store or its token endpoint (one request per
+lifetime, however many threads ask), drops a refused one, exchanges authorization codes,
+and pickles without its secret. What does not: HTTP. The token request goes through the
+*transport* it is given (requests' in :mod:`._token`); putting the token on a request and
+resending a 401 are the request path's (:mod:`.auth`, :mod:`._request_path`). Nothing here
+imports requests, so another HTTP library's glue can use the same credentials, cache and
+stores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from ._cache import Timer, Token, TokenCache, shared_cache
+from ._origins import Scope
+from ._source import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, TokenEndpoint, TokenSource, store_key
+from ._text import Secret
+from .exceptions import CriteoAuthError, MissingCredentialsError
+from .retry import CriteoRetry
+from .stores import StoredToken, TokenStore
+
+__all__ = ["DEFAULT_TOKEN_URL", "Credentials", "Transport", "fingerprint", "from_env"]
+
+log = logging.getLogger("requests_criteo")
+
+#: Criteo's one token endpoint, for every API and every grant.
+DEFAULT_TOKEN_URL = "https://api.criteo.com/oauth2/token"  # noqa: S105 - a URL
+
+#: How many refused ``Authorization`` headers of the caller's own are remembered.
+_REFUSED_KEPT = 32
+
+
+class Transport(Protocol):
+    """Builds the token endpoint of a credential; must pickle (e.g. as its class)."""
+
+    def __call__(
+        self, url: str, *, timeout: tuple[float, float], deadline: float, retry: CriteoRetry
+    ) -> TokenEndpoint: ...
+
+
+# The live credentials by (client_id, fingerprint), so that a copy or an unpickled auth in
+# this process finds its secret without the pickle carrying it. Held weakly: once nothing
+# uses a credential, its secret is no longer kept.
+_LIVE: weakref.WeakValueDictionary[tuple[str, str], Credentials] = weakref.WeakValueDictionary()
+
+
+def fingerprint(client_id: str, client_secret: str) -> str:
+    """A short, one-way fingerprint of a credential pair: safe to log and to use as a key."""
+    digest = hashlib.sha256(f"requests-criteo\0{client_id}\0{client_secret}".encode())
+    return digest.hexdigest()[:24]
+
+
+def required_env(name: str) -> str:
+    """The environment variable *name*; :class:`MissingCredentialsError` if unset or empty."""
+    value = os.environ.get(name, "")
+    if not value:
+        raise MissingCredentialsError(name)
+    return value
+
+
+def from_env(options: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """The client id, secret and *options* of ``CriteoAuth.from_env``, from the environment.
+
+    ``CRITEO_TOKEN_URL``, when set, is the token URL unless *options* name one.
+    """
+    client_id = required_env("CRITEO_CLIENT_ID")
+    client_secret = required_env("CRITEO_CLIENT_SECRET")
+    token_url = os.environ.get("CRITEO_TOKEN_URL", "")
+    if token_url:
+        options.setdefault("token_url", token_url)
+    return client_id, client_secret, options
+
+
+def check_credential(name: str, value: object) -> str:
+    """*value* if it is a usable credential; a ``TypeError`` or ``ValueError`` naming it."""
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{name} must be a str (from Criteo's developer portal), not {type(value).__name__}"
+        )
+    if not value:
+        raise ValueError(f"{name} is empty: pass the {name} of your Criteo app")
+    if value != value.strip():
+        raise ValueError(
+            f"{name} has leading or trailing whitespace, usually a copy-paste mistake; strip it"
+        )
+    return value
+
+
+def _check_timing(timeout: object, deadline: object) -> tuple[tuple[float, float], float]:
+    if (
+        not isinstance(timeout, tuple)
+        or len(timeout) != 2
+        or not all(isinstance(t, (int, float)) and t > 0 for t in timeout)
+    ):
+        raise ValueError("timeout must be a (connect, read) pair of positive seconds")
+    if not isinstance(deadline, (int, float)) or deadline <= 0:
+        raise ValueError("deadline must be a positive number of seconds")
+    return (float(timeout[0]), float(timeout[1])), float(deadline)
+
+
+def _check_grant(grant: str | None, refresh_token: str | None, account: object) -> str:
+    if grant is None:
+        grant = AUTHORIZATION_CODE if refresh_token is not None else CLIENT_CREDENTIALS
+    if grant not in (CLIENT_CREDENTIALS, AUTHORIZATION_CODE):
+        raise ValueError(
+            f"grant must be 'client_credentials' or 'authorization_code', not {grant!r}"
+        )
+    if refresh_token is not None:
+        if grant != AUTHORIZATION_CODE:
+            raise ValueError("a refresh_token goes with grant='authorization_code'")
+        check_credential("refresh_token", refresh_token)
+    if not isinstance(account, str) or not account:
+        raise ValueError("account must be a non-empty name")
+    return grant
+
+
+def _check_cache(cache: TokenCache | None, timer: Timer | None) -> TokenCache:
+    if cache is not None and timer is not None and cache.timer is not timer:
+        raise ValueError("pass either timer= or cache=, or give the cache that timer")
+    return cache if cache is not None else shared_cache(timer)
+
+
+def _check_store(store: object, on_token: object) -> None:
+    if store is not None and not isinstance(store, TokenStore):
+        raise TypeError(f"store must be a TokenStore, not {type(store).__name__}")
+    if on_token is not None and not callable(on_token):
+        raise TypeError("on_token must be a callable taking a StoredToken")
+
+
+class Credentials:
+    """One app's credentials: where its tokens come from, where they may go, and their cache.
+
+    The options are :class:`~requests_criteo.CriteoAuth`'s, which documents them; *transport*
+    builds the token endpoint (requests' by default, from the auth).
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        transport: Transport,
+        token_url: str = DEFAULT_TOKEN_URL,
+        api_origins: Iterable[str] | None = None,
+        timer: Timer | None = None,
+        cache: TokenCache | None = None,
+        timeout: tuple[float, float] = (5.0, 15.0),
+        deadline: float = 120.0,
+        retry: CriteoRetry | None = None,
+        refresh_token: str | None = None,
+        store: TokenStore | None = None,
+        on_token: Callable[[StoredToken], object] | None = None,
+        grant: str | None = None,
+        account: str = "default",
+    ) -> None:
+        self.client_id = check_credential("client_id", client_id)
+        self._secret = Secret(check_credential("client_secret", client_secret))
+        self.token_url = token_url
+        self.scope = Scope(token_url, api_origins)
+        self.timeout, self.deadline = _check_timing(timeout, deadline)
+        self.cache = _check_cache(cache, timer)
+        self.grant = _check_grant(grant, refresh_token, account)
+        _check_store(store, on_token)
+        self.account = account
+        self.retry = retry if retry is not None else CriteoRetry()
+        self.transport = transport
+        self._custom_store = store is not None
+        self.store = store if store is not None else self.cache.memory_store
+        self.on_token = on_token
+        self.fingerprint = fingerprint(self.client_id, self._secret)
+        self.key = (token_url, self.client_id, self.fingerprint, self.grant, account)
+        self.source = TokenSource(
+            client_id=self.client_id,
+            client_secret=self._secret,
+            grant=self.grant,
+            key=store_key(token_url, self.client_id, self.fingerprint, self.grant, account),
+            store=self.store,
+            endpoint=transport(
+                token_url, timeout=self.timeout, deadline=self.deadline, retry=self.retry
+            ),
+            timer=self.cache.timer,
+            on_token=on_token,
+        )
+        self._token: Token | None = None
+        # Digests of Authorization headers of the caller's own that Criteo refused (401).
+        self._refused: deque[str] = deque(maxlen=_REFUSED_KEPT)
+        _LIVE[(self.client_id, self.fingerprint)] = self
+        if refresh_token is not None:
+            self.source.seed(refresh_token)
+
+    def __repr__(self) -> str:
+        return f"Credentials(client_id={self.client_id!r}, token_url={self.token_url!r})"
+
+    # -- tokens -----------------------------------------------------------------------
+
+    def token(self) -> Token:
+        """A usable token, fetched only when none is cached (one fetch however many ask).
+
+        :raises TokenRequestError: the token endpoint refused or could not be reached.
+        :raises InvalidTokenResponse: its answer held no usable token.
+        """
+        token = self._token
+        if token is None or token.dropped or not self.cache.timer() < token.refresh_at:
+            token = self.cache.get_or_fetch(self.key, self._fetch, wait=self.deadline + 5.0)
+            self._token = token
+        return token
+
+    def _fetch(self) -> Token:
+        log.debug("requesting a token for client %s from %s", self.client_id, self.token_url)
+        return self.source.fetch()
+
+    def token_for(self, header: str) -> Token | None:
+        """The token these credentials use, if *header* is its ``Authorization``."""
+        token = self._token
+        return token if token is not None and header == token.header else None
+
+    def drop(self, token: Token) -> None:
+        """Forget *token*, which Criteo refused: once, however many requests carried it."""
+        if self.cache.drop(self.key, token):
+            self.source.forget(token)
+
+    def invalidate(self) -> None:
+        """Forget the cached token, here and in the store (a refresh token is kept)."""
+        token = self.cache.get(self.key) or self._token
+        if token is not None:
+            self.drop(token)
+        self._token = None
+
+    def exchange(self, code: str, redirect_uri: str, code_verifier: str | None) -> None:
+        """Exchange an authorization code; its tokens replace any the account had."""
+        check_credential("code", code)
+        if not isinstance(redirect_uri, str) or not redirect_uri:
+            raise TypeError("redirect_uri must be the redirect URI of the consent request")
+        token = self.source.exchange(code, redirect_uri, code_verifier)
+        self.cache.put(self.key, token)
+        self._token = token
+
+    # -- a caller's own Authorization header (install(), the adapter) -----------------
+
+    def refuse(self, header: str) -> None:
+        """Remember that Criteo refused the caller's own *header* (a 401)."""
+        self._refused.append(_digest(header))  # atomic: no lock for a deque with maxlen
+
+    def refused(self, header: str) -> bool:
+        """Whether Criteo refused the caller's own *header* before."""
+        return _digest(header) in self._refused
+
+    # -- pickling: never the secret, never a token ------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        timer = self.cache.timer
+        return {
+            "client_id": self.client_id,
+            "fingerprint": self.fingerprint,
+            "transport": self.transport,
+            "token_url": self.token_url,
+            "api_origins": self.scope.origins,
+            "timer": None if timer is shared_cache().timer else timer,
+            "timeout": self.timeout,
+            "deadline": self.deadline,
+            "retry": self.retry,
+            "grant": self.grant,
+            "account": self.account,
+            "store": self.store if self._custom_store else None,
+            "on_token": self.on_token,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        options = dict(state)
+        client_id, fp = options.pop("client_id"), options.pop("fingerprint")
+        Credentials.__init__(self, client_id, _find_secret(client_id, fp), **options)
+
+
+def _digest(header: str) -> str:
+    return hashlib.sha256(header.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _find_secret(client_id: str, fp: str) -> str:
+    live = _LIVE.get((client_id, fp))
+    if live is not None:
+        return live._secret
+    env_secret = os.environ.get("CRITEO_CLIENT_SECRET", "")
+    if env_secret and fingerprint(client_id, env_secret) == fp:
+        return env_secret
+    raise CriteoAuthError(
+        f"this CriteoAuth for client {client_id!r} was unpickled in a process that does "
+        "not know its secret (pickles never carry it): set CRITEO_CLIENT_SECRET or "
+        "build the CriteoAuth in this process"
+    )
