@@ -379,7 +379,8 @@ def test_nothing_secret_in_reprs(mocked: responses.RequestsMock, auth: CriteoAut
         repr(token),
         repr(auth.cache),
         repr(vars(adapter)),
-        repr(auth.__getstate__()),
+        repr(vars(auth)),
+        repr(auth.credentials.__getstate__()),
     ):
         assert_no_secret(text)
     assert "client-1" in repr(auth)
