@@ -145,7 +145,14 @@ class CriteoRetry(Retry):
             return True
         return False
 
-    def _sleep_backoff(self) -> None:
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        """Wait before the next attempt: as Criteo asked, or else the backoff (logged)."""
+        if (
+            response is not None
+            and self.respect_retry_after_header
+            and self.sleep_for_retry(response)
+        ):
+            return
         seconds = self.get_backoff_time()
         if seconds > 0:
             log.info("retrying in %.2f s", seconds)
