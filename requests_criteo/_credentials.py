@@ -6,8 +6,9 @@ lifetime, however many threads ask), drops a refused one, exchanges authorizatio
 and pickles without its secret. What does not: HTTP. The token request goes through the
 *transport* it is given (requests' in :mod:`._token`); putting the token on a request and
 resending a 401 are the request path's (:mod:`.auth`, :mod:`._request_path`). Nothing here
-imports requests, so another HTTP library's glue can use the same credentials, cache and
-stores.
+imports requests (the errors it raises are requests' ``RequestException`` subclasses, by
+the library's public contract), so another HTTP library's glue can use the same
+credentials, cache and stores.
 """
 
 from __future__ import annotations
