@@ -19,8 +19,10 @@ What lives here, by module:
 
 What does not: no real Criteo business logic (campaigns, reports, paging), no consent web
 page, no TLS, and no outgoing network traffic: the fake binds to the loopback interface only
-and never connects anywhere. Only the standard library is used, so importing this package
-never pulls a test framework or a server dependency into an application.
+and never connects anywhere. The fake keeps its own copy of Criteo's rules and imports
+nothing from the rest of :mod:`requests_criteo`, so that it checks the library rather than
+agreeing with it. Only the standard library is used, so importing this package never pulls
+a test framework or a server dependency into an application.
 """
 
 from __future__ import annotations

@@ -5,10 +5,14 @@ the token endpoint or answered here); ``_answer_api_call``, which answers a cann
 or checks the route, the bearer token and the rate limit in turn and answers Criteo's error
 envelope or the call (``/me`` describes the client, any other versioned path is echoed);
 ``_CannedAnswers`` (what :meth:`FakeCriteo.set_response` registers); ``_RateWindows``
-(per-minute budgets); ``_error_envelope``. What does not: the token
+(per-minute budgets); ``_is_reporting`` and ``_error_envelope``. What does not: the token
 endpoint (:mod:`~requests_criteo.testing.oauth`) and the record of tokens
 (:mod:`~requests_criteo.testing.tokens`).
 
+The reporting paths, versions and error envelopes are the fake's own, written from
+Criteo's documentation as summed up in this project's CRITEO.md ("Using the token",
+"Response envelope", "Rate limits"), not imported from the library: the fake exists to
+check the library, so it must not check it against itself.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
-from ..ratelimit import is_reporting
 from ._wire import _JSON, _check_status, _dumps, _split_path, _to_bytes
 from .oauth import TOKEN_PATH, _answer_token_request
 from .seen import SeenRequest, _seen_request
@@ -35,6 +38,15 @@ if TYPE_CHECKING:
 _VERSION: Final = r"(?:[0-9]{4}-(?:0[1-9]|1[0-2])|preview|experimental)"
 _VERSION_RE: Final = re.compile(_VERSION)
 _ME_RE: Final = re.compile(f"/{_VERSION}/(?:retail-media|marketing-solutions)/me")
+# CRITEO.md, "Rate limits" and "Using the token": reporting endpoints have their own, lower
+# budget (40 calls a minute): /{version}/statistics/report, /placements/report,
+# /transactions/report, /log-level, and the report paths of the products, .../reports/...
+_REPORTING_SEGMENTS: Final = frozenset({"report", "reports", "log-level"})
+
+
+def _is_reporting(path: str) -> bool:
+    """Whether ``path`` (no query) counts against the reporting budget."""
+    return not _REPORTING_SEGMENTS.isdisjoint(path.lower().split("/"))
 
 
 def _error_envelope(
@@ -156,7 +168,7 @@ class _RateWindows:
 
     def admit(self, client_id: str, path: str) -> list[tuple[str, str]]:
         """Count a call and return its x-ratelimit headers; ``_EnvelopeError`` (429) if over."""
-        reporting = is_reporting(path)
+        reporting = _is_reporting(path)
         limit = self._limits.reporting_rate_limit if reporting else self._limits.rate_limit
         if limit is None:
             return []
