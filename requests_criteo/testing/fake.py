@@ -133,7 +133,7 @@ class FakeCriteo(_LoopbackService):
         ``x-ratelimit-limit``, ``x-ratelimit-remaining`` and ``x-ratelimit-reset`` (the Unix
         time, by :attr:`wall_clock`, at which the window ends)."""
         self.reporting_rate_limit: int | None = None
-        """The same for reporting paths (``.../report``, ``.../reports/...``; Criteo: 40)."""
+        """The same for reporting paths (a segment ``report``, ``reports``, ``log-level``; 40)."""
         self.wall_clock: Callable[[], float] = time.time
         """The Unix time, for ``x-ratelimit-reset``."""
         super().__init__(partial(_respond, self), "FakeCriteo")
