@@ -19,17 +19,22 @@ import os
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from ._cache import Timer, Token, TokenCache, shared_cache
 from ._origins import Scope
-from ._source import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, TokenEndpoint, TokenSource, store_key
+from ._source import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, TokenSource, store_key
 from ._text import Secret
 from .exceptions import CriteoAuthError, MissingCredentialsError
 from .retry import CriteoRetry
 from .stores import StoredToken, TokenStore
 
-__all__ = ["DEFAULT_TOKEN_URL", "Credentials", "Transport", "fingerprint", "from_env"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11
+
+    from ._token import TokenEndpoint  # requests' endpoint, for its type only
+
+__all__ = ["DEFAULT_TOKEN_URL", "Credentials", "Options", "Transport", "fingerprint", "from_env"]
 
 log = logging.getLogger("requests_criteo")
 
@@ -137,11 +142,34 @@ def _check_store(store: object, on_token: object) -> None:
         raise TypeError("on_token must be a callable taking a StoredToken")
 
 
+class Options(TypedDict, total=False):
+    """The keyword options of a credential: :class:`~requests_criteo.CriteoAuth` documents them."""
+
+    token_url: str
+    api_origins: Iterable[str] | None
+    timer: Timer | None
+    cache: TokenCache | None
+    timeout: tuple[float, float]
+    deadline: float
+    retry: CriteoRetry | None
+    refresh_token: str | None
+    store: TokenStore | None
+    on_token: Callable[[StoredToken], object] | None
+    grant: str | None
+    account: str
+
+
+def _check_names(options: Options) -> None:
+    unknown = sorted(set(options) - Options.__optional_keys__)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
+
+
 class Credentials:
     """One app's credentials: where its tokens come from, where they may go, and their cache.
 
-    The options are :class:`~requests_criteo.CriteoAuth`'s, which documents them; *transport*
-    builds the token endpoint (requests' by default, from the auth).
+    The *options* are :class:`~requests_criteo.CriteoAuth`'s, which documents them;
+    *transport* builds the token endpoint (requests' by default, from the auth).
     """
 
     def __init__(
@@ -150,51 +178,44 @@ class Credentials:
         client_secret: str,
         *,
         transport: Transport,
-        token_url: str = DEFAULT_TOKEN_URL,
-        api_origins: Iterable[str] | None = None,
-        timer: Timer | None = None,
-        cache: TokenCache | None = None,
-        timeout: tuple[float, float] = (5.0, 15.0),
-        deadline: float = 120.0,
-        retry: CriteoRetry | None = None,
-        refresh_token: str | None = None,
-        store: TokenStore | None = None,
-        on_token: Callable[[StoredToken], object] | None = None,
-        grant: str | None = None,
-        account: str = "default",
+        **options: Unpack[Options],
     ) -> None:
+        _check_names(options)
         self.client_id = check_credential("client_id", client_id)
         self._secret = Secret(check_credential("client_secret", client_secret))
-        self.token_url = token_url
-        self.scope = Scope(token_url, api_origins)
-        self.timeout, self.deadline = _check_timing(timeout, deadline)
-        self.cache = _check_cache(cache, timer)
-        self.grant = _check_grant(grant, refresh_token, account)
-        _check_store(store, on_token)
-        self.account = account
-        self.retry = retry if retry is not None else CriteoRetry()
-        self.transport = transport
+        self.token_url = token_url = options.get("token_url", DEFAULT_TOKEN_URL)
+        self.scope = Scope(token_url, options.get("api_origins"))
+        self.timeout, self.deadline = _check_timing(
+            options.get("timeout", (5.0, 15.0)), options.get("deadline", 120.0)
+        )
+        self.cache = _check_cache(options.get("cache"), options.get("timer"))
+        refresh_token = options.get("refresh_token")
+        self.account = account = options.get("account", "default")
+        self.grant = grant = _check_grant(options.get("grant"), refresh_token, account)
+        store, self.on_token = options.get("store"), options.get("on_token")
+        _check_store(store, self.on_token)
         self._custom_store = store is not None
         self.store = store if store is not None else self.cache.memory_store
-        self.on_token = on_token
-        self.fingerprint = fingerprint(self.client_id, self._secret)
-        self.key = (token_url, self.client_id, self.fingerprint, self.grant, account)
+        self.retry = options.get("retry") or CriteoRetry()
+        self.transport = transport
+        self.fingerprint = fp = fingerprint(self.client_id, self._secret)
+        self.key = (token_url, self.client_id, fp, grant, account)
         self.source = TokenSource(
             client_id=self.client_id,
             client_secret=self._secret,
-            grant=self.grant,
-            key=store_key(token_url, self.client_id, self.fingerprint, self.grant, account),
+            grant=grant,
+            key=store_key(token_url, self.client_id, fp, grant, account),
             store=self.store,
             endpoint=transport(
                 token_url, timeout=self.timeout, deadline=self.deadline, retry=self.retry
             ),
             timer=self.cache.timer,
-            on_token=on_token,
+            on_token=self.on_token,
         )
         self._token: Token | None = None
         # Digests of Authorization headers of the caller's own that Criteo refused (401).
         self._refused: deque[str] = deque(maxlen=_REFUSED_KEPT)
-        _LIVE[(self.client_id, self.fingerprint)] = self
+        _LIVE[(self.client_id, fp)] = self
         if refresh_token is not None:
             self.source.seed(refresh_token)
 

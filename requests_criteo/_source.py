@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from oauthlib.oauth2 import BackendApplicationClient, WebApplicationClient
 
@@ -27,25 +27,15 @@ from ._text import Secret, Secrets
 from .exceptions import ConsentRequiredError, CriteoAuthError, TokenRequestError
 from .stores import StoredToken, TokenStore
 
+if TYPE_CHECKING:  # requests' endpoint, given by the caller: imported for its type only
+    from ._token import TokenEndpoint
+
 log = logging.getLogger("requests_criteo")
 
 CLIENT_CREDENTIALS = "client_credentials"
 AUTHORIZATION_CODE = "authorization_code"
 #: Seconds a stored token may claim to come from the future (clock skew between hosts).
 _SKEW = 60.0
-
-
-class TokenEndpoint(Protocol):
-    """What sends a token request (requests' in :mod:`._token`): form in, token out."""
-
-    def fetch(
-        self,
-        body: str,
-        *,
-        secrets: Sequence[str],
-        timer: Callable[[], float],
-        retry: bool = True,
-    ) -> Token: ...
 
 
 def store_key(token_url: str, client_id: str, fp: str, grant: str, account: str) -> str:

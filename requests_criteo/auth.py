@@ -14,19 +14,19 @@ cached; when one is, no lock is taken. A 403 is left alone: a new token cannot f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.auth import AuthBase
 
-from ._cache import Timer, Token, TokenCache
-from ._credentials import DEFAULT_TOKEN_URL, Credentials, from_env
+from ._cache import Token
+from ._credentials import DEFAULT_TOKEN_URL, Credentials, Options, from_env
 from ._request_path import Mark, chain_of, mark_of, resend_once
 from ._source import AUTHORIZATION_CODE
 from ._token import USER_AGENT, RequestsTransport
-from .retry import CriteoRetry
-from .stores import StoredToken, TokenStore
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing's own from Python 3.11
 
 __all__ = ["DEFAULT_TOKEN_URL", "USER_AGENT", "CriteoAuth"]
 
@@ -83,37 +83,21 @@ class CriteoAuth(AuthBase):
         client_id: str,
         client_secret: str,
         *,
-        token_url: str = DEFAULT_TOKEN_URL,
-        api_origins: Iterable[str] | None = None,
-        timer: Timer | None = None,
-        cache: TokenCache | None = None,
-        timeout: tuple[float, float] = (5.0, 15.0),
-        deadline: float = 120.0,
-        retry: CriteoRetry | None = None,
         token_session: requests.Session | None = None,
-        refresh_token: str | None = None,
-        store: TokenStore | None = None,
-        on_token: Callable[[StoredToken], object] | None = None,
-        grant: str | None = None,
-        account: str = "default",
+        **options: Unpack[Options],
     ) -> None:
         self.credentials = Credentials(
-            client_id,
-            client_secret,
-            transport=RequestsTransport(token_session),
-            token_url=token_url,
-            api_origins=api_origins,
-            timer=timer,
-            cache=cache,
-            timeout=timeout,
-            deadline=deadline,
-            retry=retry,
-            refresh_token=refresh_token,
-            store=store,
-            on_token=on_token,
-            grant=grant,
-            account=account,
+            client_id, client_secret, transport=RequestsTransport(token_session), **options
         )
+        self._show_settings()
+
+    def _show_settings(self) -> None:
+        """The credentials' settings as the auth's attributes, as they have always been."""
+        c = self.credentials
+        self.client_id, self.token_url, self.api_origins = c.client_id, c.token_url, c.scope.origins
+        self.cache, self.store, self.on_token = c.cache, c.store, c.on_token
+        self.grant, self.account, self.fingerprint = c.grant, c.account, c.fingerprint
+        self.timeout, self.deadline, self.retry = c.timeout, c.deadline, c.retry
 
     @classmethod
     def from_env(cls, **options: Any) -> CriteoAuth:
@@ -168,68 +152,6 @@ class CriteoAuth(AuthBase):
         auth.credentials.exchange(code, redirect_uri, code_verifier)
         return auth
 
-    # -- what the credentials hold, as attributes ----------------------------------------
-
-    @property
-    def client_id(self) -> str:
-        """The app's client id."""
-        return self.credentials.client_id
-
-    @property
-    def token_url(self) -> str:
-        """The token endpoint."""
-        return self.credentials.token_url
-
-    @property
-    def api_origins(self) -> tuple[str, ...]:
-        """The origins that receive the token, as ``scheme://host[:port]``."""
-        return self.credentials.scope.origins
-
-    @property
-    def cache(self) -> TokenCache:
-        """The token cache (the process-wide one unless ``cache=`` was given)."""
-        return self.credentials.cache
-
-    @property
-    def store(self) -> TokenStore:
-        """Where tokens are kept between processes (the process's memory by default)."""
-        return self.credentials.store
-
-    @property
-    def grant(self) -> str:
-        """``"client_credentials"`` or ``"authorization_code"``."""
-        return self.credentials.grant
-
-    @property
-    def account(self) -> str:
-        """The name under which an authorization-code app's tokens are stored."""
-        return self.credentials.account
-
-    @property
-    def fingerprint(self) -> str:
-        """A one-way fingerprint of the client id and secret: safe to log."""
-        return self.credentials.fingerprint
-
-    @property
-    def timeout(self) -> tuple[float, float]:
-        """``(connect, read)`` seconds for one token request."""
-        return self.credentials.timeout
-
-    @property
-    def deadline(self) -> float:
-        """Seconds a token fetch may take in all, retries and waits included."""
-        return self.credentials.deadline
-
-    @property
-    def retry(self) -> CriteoRetry:
-        """The retry policy of the token request."""
-        return self.credentials.retry
-
-    @property
-    def on_token(self) -> Callable[[StoredToken], object] | None:
-        """Called with each new token, for apps that keep tokens in their own database."""
-        return self.credentials.on_token
-
     def __repr__(self) -> str:
         return f"CriteoAuth(client_id={self.client_id!r}, token_url={self.token_url!r})"
 
@@ -241,6 +163,13 @@ class CriteoAuth(AuthBase):
 
     def __hash__(self) -> int:
         return hash((self.credentials.key, self.credentials.scope.origins))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"credentials": self.credentials}  # which pickle without their secret
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.credentials = state["credentials"]
+        self._show_settings()
 
     # -- the request path -------------------------------------------------------------
 
