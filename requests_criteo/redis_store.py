@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._fork import reset_in_child
 from .exceptions import CriteoAuthError
 from .stores import MemoryTokenStore, StoredToken, TokenStore
 
@@ -120,6 +121,7 @@ class RedisTokenStore(TokenStore):
         self._state = threading.Lock()
         self._down_until: float | None = None  # monotonic; None while Redis answers
         self._hold = _Hold()
+        reset_in_child(self)
 
     def __repr__(self) -> str:
         where = _where(self._url) if self._url else repr(self.client)
@@ -141,6 +143,12 @@ class RedisTokenStore(TokenStore):
     def __setstate__(self, state: dict[str, Any]) -> None:
         url = state.pop("url")
         self.__init__(url, **state)  # type: ignore[misc]
+
+    def _after_fork(self) -> None:
+        # Another thread of the parent may have held the outage lock. The rest carries over:
+        # the fallback store resets its own locks, redis-py's pool opens new connections in
+        # a child by itself, and the only hold left is the forking thread's, on its own stack.
+        self._state = threading.Lock()
 
     # -- keys ---------------------------------------------------------------------------
 

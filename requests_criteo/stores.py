@@ -30,7 +30,6 @@ import stat
 import tempfile
 import threading
 import time
-import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from cachetools import LRUCache
 from filelock import FileLock
 from filelock import Timeout as FileLockTimeout
 
+from ._fork import reset_in_child
 from .exceptions import CriteoAuthError, TokenStoreError
 
 __all__ = ["FileTokenStore", "MemoryTokenStore", "StoredToken", "TokenStore"]
@@ -167,7 +167,7 @@ class MemoryTokenStore(TokenStore):
         self._tokens: LRUCache[str, StoredToken] = LRUCache(maxsize=maxsize)
         self._guard = threading.Lock()
         self._locks: dict[str, threading.RLock] = {}
-        _STORES.add(self)
+        reset_in_child(self)
 
     def __repr__(self) -> str:
         return f"<MemoryTokenStore keys={len(self._tokens)}>"
@@ -261,7 +261,7 @@ class FileTokenStore(TokenStore):
         self.clock = clock
         self._lock_path = self.path.with_name(self.path.name + ".lock")
         self._new_locks()
-        _STORES.add(self)
+        reset_in_child(self)
 
     def __repr__(self) -> str:
         return f"FileTokenStore({str(self.path)!r})"
@@ -469,17 +469,5 @@ class FileTokenStore(TokenStore):
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # absent on Windows
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
-
-# Every store with in-process locks, to reset them in a forked child.
-_STORES: weakref.WeakSet[MemoryTokenStore | FileTokenStore] = weakref.WeakSet()
 # File locks a forked child left while its parent held them (see FileTokenStore.lock).
 _INHERITED_LOCKS: list[FileLock] = []
-
-
-def _reinit_after_fork() -> None:
-    for store in list(_STORES):
-        store._after_fork()
-
-
-if hasattr(os, "register_at_fork"):  # pragma: no branch - absent only on Windows
-    os.register_at_fork(after_in_child=_reinit_after_fork)
