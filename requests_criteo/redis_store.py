@@ -142,7 +142,7 @@ class RedisTokenStore(TokenStore):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         url = state.pop("url")
-        self.__init__(url, **state)  # type: ignore[misc]
+        RedisTokenStore.__init__(self, url, **state)
 
     def _after_fork(self) -> None:
         # Another thread of the parent may have held the outage lock. The rest carries over:

@@ -98,17 +98,23 @@ class StoredToken:
         if not isinstance(data, dict):
             return None
         access, refresh = data.get("access_token"), data.get("refresh_token")
-        lifetime, obtained = data.get("lifetime"), data.get("obtained_at")
+        lifetime, obtained = _number(data.get("lifetime")), _number(data.get("obtained_at"))
         if access is not None and (not isinstance(access, str) or not access):
             return None
         if refresh is not None and (not isinstance(refresh, str) or not refresh):
             return None
         if access is None and refresh is None:
             return None
-        numbers = (lifetime, obtained)
-        if not all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers):
+        if lifetime is None or obtained is None:
             return None
-        return cls(access, float(lifetime), float(obtained), refresh)  # type: ignore[arg-type]
+        return cls(access, lifetime, obtained, refresh)
+
+
+def _number(value: object) -> float | None:
+    """*value* as a float if JSON made it a number (``true`` is not one), else ``None``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 class TokenStore(ABC):
@@ -270,7 +276,9 @@ class FileTokenStore(TokenStore):
         return {"path": self.path, "lock_timeout": self.lock_timeout, "clock": self.clock}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"], lock_timeout=state["lock_timeout"], clock=state["clock"])  # type: ignore[misc]
+        FileTokenStore.__init__(
+            self, state["path"], lock_timeout=state["lock_timeout"], clock=state["clock"]
+        )
 
     def _new_locks(self) -> None:
         self._thread_lock = threading.RLock()
