@@ -34,7 +34,7 @@ from .auth import CriteoAuth, required_env
 from .consent import code_from_redirect, consent_url
 from .envelope import raise_for_status
 from .exceptions import CriteoAPIError, CriteoAuthError
-from .stores import FileTokenStore
+from .file_store import FileTokenStore
 from .testing import FakeCriteo
 
 __all__ = ["main"]
