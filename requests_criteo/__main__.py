@@ -2,9 +2,10 @@
 
 What lives here: argument parsing and the subcommands — ``token`` (print a bearer token
 for the environment's credentials), ``request`` (an authenticated call, its JSON answer
-printed) and ``demo`` (a scripted session against
-:class:`~requests_criteo.testing.FakeCriteo` on loopback, with counts). What does not:
-any library behaviour of its own.
+printed), ``authorize`` (consent, code exchange, tokens saved in a token file) and
+``demo``. What does not: the demo's script (:mod:`._demo`, a session against
+:class:`~requests_criteo.testing.FakeCriteo` on loopback), or any library behaviour of
+its own.
 
 Exit statuses: 0 success, 1 the call or the token request failed, 2 bad usage or
 missing credentials. Nothing secret is ever printed, except the token that ``token``
@@ -18,134 +19,23 @@ import json
 import logging
 import os
 import sys
-import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import requests
 
 from . import __version__
+from ._demo import demo
 from ._text import safe_text
 from .adapters import CriteoSession, mount
-from .adapters import session as criteo_session
 from .auth import CriteoAuth, required_env
 from .consent import code_from_redirect, consent_url
 from .envelope import raise_for_status
 from .exceptions import CriteoAPIError, CriteoAuthError
 from .file_store import FileTokenStore
-from .testing import FakeCriteo
 
-__all__ = ["main"]
-
-
-class _Clock:
-    """A clock the demo moves forward, so that 15 minutes pass in no time."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def demo(out: TextIO = sys.stdout) -> int:
-    """Run the scripted session; 0 when everything happened as it should, else 1."""
-    clock = _Clock()
-    failures: list[str] = []
-    started = time.perf_counter()
-
-    def step(title: str, ok: bool, detail: str) -> None:
-        mark = "ok " if ok else "FAIL"
-        out.write(f"  [{mark}] {title:<46} {detail}\n")
-        if not ok:
-            failures.append(title)
-
-    with FakeCriteo(timer=clock) as fake:
-        out.write(f"requests-criteo {__version__} demo: FakeCriteo at {fake.url}\n")
-        out.write("  (tokens live 900 s there, as at Criteo; the demo's clock skips ahead)\n")
-        auth = CriteoAuth(
-            FakeCriteo.CLIENT_ID, FakeCriteo.CLIENT_SECRET, token_url=fake.token_url, timer=clock
-        )
-        me = f"{fake.url}/2025-10/retail-media/me"
-
-        r = requests.get(me, auth=auth, timeout=10)
-        step(
-            "first call fetches a token",
-            r.status_code == 200 and fake.tokens_issued == 1,
-            f"HTTP {r.status_code}, token requests: {fake.token_requests}",
-        )
-
-        codes = [requests.get(me, auth=auth, timeout=10).status_code for _ in range(5)]
-        step(
-            "5 more calls reuse it",
-            codes == [200] * 5 and fake.token_requests == 1,
-            f"HTTP {set(codes)}, token requests: {fake.token_requests}",
-        )
-
-        clock.now += 841
-        r = requests.get(me, auth=auth, timeout=10)
-        step(
-            "14 min later: refreshed before it expires",
-            r.status_code == 200 and not r.history and fake.token_requests == 2,
-            f"HTTP {r.status_code}, 401s seen: {len(r.history)}, "
-            f"token requests: {fake.token_requests}",
-        )
-
-        fake.revoke()
-        r = requests.get(me, auth=auth, timeout=10)
-        history = [h.status_code for h in r.history]
-        step(
-            "token revoked: 401, refreshed, resent once",
-            r.status_code == 200 and history == [401] and fake.token_requests == 3,
-            f"HTTP {history} -> {r.status_code}, token requests: {fake.token_requests}",
-        )
-
-        clock.now += 900
-        shared = criteo_session(
-            FakeCriteo.CLIENT_ID,
-            FakeCriteo.CLIENT_SECRET,
-            token_url=fake.token_url,
-            timer=clock,
-            pool_maxsize=32,
-        )
-        statuses = _in_threads(32, lambda: shared.get(me, timeout=10).status_code)
-        step(
-            "32 threads, token expired: one token request",
-            statuses == [200] * 32 and fake.token_requests == 4,
-            f"{statuses.count(200)}/32 HTTP 200, token requests: {fake.token_requests}",
-        )
-        shared.close()
-
-    elapsed = time.perf_counter() - started
-    out.write(
-        f"{fake.api_requests} API calls, {fake.token_requests} token requests, {elapsed:.2f} s\n"
-    )
-    if failures:
-        out.write(f"demo FAILED: {', '.join(failures)}\n")
-        return 1
-    out.write("demo passed\n")
-    return 0
-
-
-def _in_threads(n: int, call: Callable[[], int]) -> list[int]:
-    barrier = threading.Barrier(n)
-    results: list[int] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        barrier.wait()
-        status = call()
-        with lock:
-            results.append(status)
-
-    threads = [threading.Thread(target=run) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return results
+__all__ = ["demo", "main"]
 
 
 class _UsageError(Exception):
