@@ -19,9 +19,9 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeAlias
 
 import requests
 
@@ -47,7 +47,7 @@ def _auth(args: argparse.Namespace) -> CriteoAuth:
 
 
 def token(args: argparse.Namespace, out: TextIO) -> int:
-    """``token``: print a bearer token for the environment's credentials."""
+    """Print a bearer token for the environment's credentials."""
     out.write(_auth(args).token().access_token + "\n")
     return 0
 
@@ -77,7 +77,10 @@ def _json_body(text: str | None) -> Any:
 
 
 def request(args: argparse.Namespace, out: TextIO) -> int:
-    """``request``: make an authenticated call and print its answer."""
+    """Make one authenticated call and print the answer: pretty on a terminal, compact when
+    piped. Exits 1 with Criteo's error summary on stderr when the answer is 4xx or 5xx.
+    Rate-limit waits are shown on stderr.
+    """
     auth = _auth(args)
     target: str = args.path_or_url
     if target.startswith("/"):
@@ -109,7 +112,12 @@ def request(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def authorize(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
-    """``authorize``: consent URL, redirect back, code exchange, tokens saved in a store."""
+    """Print the consent URL (with PKCE), read the URL the browser was sent back to (or the
+    bare code) from stdin or an argument, check its state, exchange the code once, and save
+    the access and refresh tokens in a token file. The client secret comes from
+    CRITEO_CLIENT_SECRET (and the token endpoint from CRITEO_TOKEN_URL when set). Nothing
+    secret is printed.
+    """
     store = FileTokenStore(args.store)
     pkce = not args.no_pkce
     if args.redirect is None:
@@ -166,81 +174,37 @@ def _print_answer(response: requests.Response, out: TextIO) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line's parser: one subcommand per task."""
+    """The command line's parser: one subcommand per task.
+
+    A subcommand's help page is the docstring of the function that runs it, so what the
+    code says a command does and what ``--help`` says cannot drift apart.
+    """
     parser = argparse.ArgumentParser(
         prog="criteo-auth",
         description="OAuth2 tokens for the Criteo APIs, the requests way.",
     )
     parser.add_argument("--version", action="version", version=f"requests-criteo {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    env_help = (
-        "Credentials come from CRITEO_CLIENT_ID and CRITEO_CLIENT_SECRET (and "
-        "CRITEO_TOKEN_URL, for a fake or a proxy)."
-    )
-    token_parser = commands.add_parser(
-        "token",
-        help="print a bearer token, for curl and shell scripts",
-        description="Print a bearer token for the environment's credentials. " + env_help,
+    token_parser = _subcommand(
+        commands,
+        token,
+        "print a bearer token, for curl and shell scripts",
+        credentials_from_env=True,
         epilog='example: curl -H "Authorization: Bearer $(criteo-auth token)" '
         "https://api.criteo.com/2025-10/retail-media/me",
     )
-    token_parser.add_argument("--token-url", help="the token endpoint (default: Criteo's)")
-    request_parser = commands.add_parser(
-        "request",
-        help="make an authenticated call and print its JSON answer",
-        description="Make one authenticated call and print the answer: pretty on a "
-        "terminal, compact when piped. Exits 1 with Criteo's error summary on stderr when "
-        "the answer is 4xx or 5xx. Rate-limit waits are shown on stderr. " + env_help,
+    _add_token_url(token_parser)
+    request_parser = _subcommand(
+        commands,
+        request,
+        "make an authenticated call and print its JSON answer",
+        credentials_from_env=True,
     )
-    request_parser.add_argument("method", help="GET, POST, PATCH, PUT or DELETE")
-    request_parser.add_argument(
-        "path_or_url", help="a path such as /2025-10/retail-media/me, or a full URL"
+    _add_request_arguments(request_parser)
+    authorize_parser = _subcommand(
+        commands, authorize, "consent, code exchange and tokens saved, for authorization-code apps"
     )
-    request_parser.add_argument(
-        "--json", metavar="BODY", help="a JSON body, or @FILE to read it from a file"
-    )
-    request_parser.add_argument(
-        "--param",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="a query parameter; repeat for more",
-    )
-    request_parser.add_argument("--token-url", help="the token endpoint (default: Criteo's)")
-    authorize_parser = commands.add_parser(
-        "authorize",
-        help="consent, code exchange and tokens saved, for authorization-code apps",
-        description="Print the consent URL (with PKCE), read the URL the browser was sent "
-        "back to (or the bare code) from stdin or an argument, check its state, exchange "
-        "the code once, and save the access and refresh tokens in a token file. The client "
-        "secret comes from CRITEO_CLIENT_SECRET (and the token endpoint from "
-        "CRITEO_TOKEN_URL when set). Nothing secret is printed.",
-    )
-    authorize_parser.add_argument(
-        "--client-id", required=True, help="the app's client id (not secret)"
-    )
-    authorize_parser.add_argument(
-        "--redirect-uri", required=True, help="the https redirect URI declared in the app"
-    )
-    authorize_parser.add_argument(
-        "--store", required=True, metavar="PATH", help="the token file (a FileTokenStore)"
-    )
-    authorize_parser.add_argument(
-        "--account", default="default", help="a name for this consent in the store"
-    )
-    authorize_parser.add_argument(
-        "--no-pkce", action="store_true", help="for apps that have PKCE switched off"
-    )
-    authorize_parser.add_argument(
-        "--state", help="the state to send, or to check a redirect given as an argument"
-    )
-    authorize_parser.add_argument(
-        "--code-verifier", help="the PKCE verifier of an earlier consent request"
-    )
-    authorize_parser.add_argument("--token-url", help="the token endpoint (default: Criteo's)")
-    authorize_parser.add_argument(
-        "redirect", nargs="?", help="the redirect URL or the code (else read from stdin)"
-    )
+    _add_authorize_arguments(authorize_parser)
     commands.add_parser(
         "demo",
         help="run a scripted session against a local fake of Criteo",
@@ -249,6 +213,77 @@ def build_parser() -> argparse.ArgumentParser:
         "token. Needs no credentials and no network.",
     )
     return parser
+
+
+# What add_subparsers() returns: argparse gives its class no public name.
+_Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _subcommand(
+    commands: _Commands,
+    handler: Callable[..., int],
+    summary: str,
+    *,
+    credentials_from_env: bool = False,
+    epilog: str | None = None,
+) -> argparse.ArgumentParser:
+    """The subcommand that *handler* runs: named after it, its help page its docstring.
+
+    argparse folds the docstring's line breaks and indentation into one paragraph.
+    """
+    description = handler.__doc__ or ""  # python -OO strips docstrings
+    if credentials_from_env:
+        description += (
+            " Credentials come from CRITEO_CLIENT_ID and CRITEO_CLIENT_SECRET (and "
+            "CRITEO_TOKEN_URL, for a fake or a proxy)."
+        )
+    return commands.add_parser(
+        handler.__name__, help=summary, description=description, epilog=epilog
+    )
+
+
+def _add_token_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--token-url", help="the token endpoint (default: Criteo's)")
+
+
+def _add_request_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("method", help="GET, POST, PATCH, PUT or DELETE")
+    parser.add_argument(
+        "path_or_url", help="a path such as /2025-10/retail-media/me, or a full URL"
+    )
+    parser.add_argument(
+        "--json", metavar="BODY", help="a JSON body, or @FILE to read it from a file"
+    )
+    parser.add_argument(
+        "--param",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="a query parameter; repeat for more",
+    )
+    _add_token_url(parser)
+
+
+def _add_authorize_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--client-id", required=True, help="the app's client id (not secret)")
+    parser.add_argument(
+        "--redirect-uri", required=True, help="the https redirect URI declared in the app"
+    )
+    parser.add_argument(
+        "--store", required=True, metavar="PATH", help="the token file (a FileTokenStore)"
+    )
+    parser.add_argument("--account", default="default", help="a name for this consent in the store")
+    parser.add_argument(
+        "--no-pkce", action="store_true", help="for apps that have PKCE switched off"
+    )
+    parser.add_argument(
+        "--state", help="the state to send, or to check a redirect given as an argument"
+    )
+    parser.add_argument("--code-verifier", help="the PKCE verifier of an earlier consent request")
+    _add_token_url(parser)
+    parser.add_argument(
+        "redirect", nargs="?", help="the redirect URL or the code (else read from stdin)"
+    )
 
 
 def _complain(message: str) -> None:
