@@ -210,13 +210,3 @@ class MemoryTokenStore(TokenStore):
         # Locks held by the parent's other threads would never be released in the child.
         self._guard = threading.Lock()
         self._locks = {}
-
-
-def __getattr__(name: str) -> object:
-    # FileTokenStore lived here in 0.1.0: that import keeps working, loaded on first use
-    # because file_store itself builds on this module.
-    if name == "FileTokenStore":
-        from .file_store import FileTokenStore
-
-        return FileTokenStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
