@@ -33,6 +33,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -282,7 +283,7 @@ class RedisTokenStore(TokenStore):
             with self._fallback.lock(key):
                 yield
             return
-        stop = threading.Event()
+        owner, stop = os.getpid(), threading.Event()
         watchdog = threading.Thread(
             target=self._renew, args=(lock, stop), name="requests-criteo-redis-lock", daemon=True
         )
@@ -293,7 +294,9 @@ class RedisTokenStore(TokenStore):
             stop.set()
             # After a failure in this hold, a release would most likely wait a full timeout
             # too: the lock frees itself within lock_ttl instead, as a dead holder's does.
-            if not hold.on_memory:
+            # A child forked in this block carries the parent's lock token: its release
+            # would end the parent's hold, so it leaves the lock to expire.
+            if not hold.on_memory and os.getpid() == owner:
                 watchdog.join()
                 try:
                     lock.release()
