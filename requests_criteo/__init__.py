@@ -31,9 +31,10 @@ from .exceptions import (
     TokenRequestError,
     TokenStoreError,
 )
+from .file_store import FileTokenStore
 from .ratelimit import RateLimiter
 from .retry import CriteoRetry
-from .stores import FileTokenStore, MemoryTokenStore, StoredToken, TokenStore
+from .stores import MemoryTokenStore, StoredToken, TokenStore
 
 if TYPE_CHECKING:
     from .redis_store import RedisTokenStore

@@ -2,9 +2,10 @@
 
 What lives here: argument parsing and the subcommands — ``token`` (print a bearer token
 for the environment's credentials), ``request`` (an authenticated call, its JSON answer
-printed) and ``demo`` (a scripted session against
-:class:`~requests_criteo.testing.FakeCriteo` on loopback, with counts). What does not:
-any library behaviour of its own.
+printed), ``authorize`` (consent, code exchange, tokens saved in a token file) and
+``demo``. What does not: the demo's script (:mod:`._demo`, a session against
+:class:`~requests_criteo.testing.FakeCriteo` on loopback), or any library behaviour of
+its own.
 
 Exit statuses: 0 success, 1 the call or the token request failed, 2 bad usage or
 missing credentials. Nothing secret is ever printed, except the token that ``token``
@@ -18,135 +19,24 @@ import json
 import logging
 import os
 import sys
-import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeAlias
 
 import requests
 
 from . import __version__
 from ._credentials import required_env
+from ._demo import demo
 from ._text import safe_text
 from .adapters import CriteoSession, mount
-from .adapters import session as criteo_session
 from .auth import CriteoAuth
 from .consent import code_from_redirect, consent_url
 from .envelope import raise_for_status
 from .exceptions import CriteoAPIError, CriteoAuthError
-from .stores import FileTokenStore
-from .testing import FakeCriteo
+from .file_store import FileTokenStore
 
-__all__ = ["main"]
-
-
-class _Clock:
-    """A clock the demo moves forward, so that 15 minutes pass in no time."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def demo(out: TextIO = sys.stdout) -> int:
-    """Run the scripted session; 0 when everything happened as it should, else 1."""
-    clock = _Clock()
-    failures: list[str] = []
-    started = time.perf_counter()
-
-    def step(title: str, ok: bool, detail: str) -> None:
-        mark = "ok " if ok else "FAIL"
-        out.write(f"  [{mark}] {title:<46} {detail}\n")
-        if not ok:
-            failures.append(title)
-
-    with FakeCriteo(timer=clock) as fake:
-        out.write(f"requests-criteo {__version__} demo: FakeCriteo at {fake.url}\n")
-        out.write("  (tokens live 900 s there, as at Criteo; the demo's clock skips ahead)\n")
-        auth = CriteoAuth(
-            FakeCriteo.CLIENT_ID, FakeCriteo.CLIENT_SECRET, token_url=fake.token_url, timer=clock
-        )
-        me = f"{fake.url}/2025-10/retail-media/me"
-
-        r = requests.get(me, auth=auth, timeout=10)
-        step(
-            "first call fetches a token",
-            r.status_code == 200 and fake.tokens_issued == 1,
-            f"HTTP {r.status_code}, token requests: {fake.token_requests}",
-        )
-
-        codes = [requests.get(me, auth=auth, timeout=10).status_code for _ in range(5)]
-        step(
-            "5 more calls reuse it",
-            codes == [200] * 5 and fake.token_requests == 1,
-            f"HTTP {set(codes)}, token requests: {fake.token_requests}",
-        )
-
-        clock.now += 841
-        r = requests.get(me, auth=auth, timeout=10)
-        step(
-            "14 min later: refreshed before it expires",
-            r.status_code == 200 and not r.history and fake.token_requests == 2,
-            f"HTTP {r.status_code}, 401s seen: {len(r.history)}, "
-            f"token requests: {fake.token_requests}",
-        )
-
-        fake.revoke()
-        r = requests.get(me, auth=auth, timeout=10)
-        history = [h.status_code for h in r.history]
-        step(
-            "token revoked: 401, refreshed, resent once",
-            r.status_code == 200 and history == [401] and fake.token_requests == 3,
-            f"HTTP {history} -> {r.status_code}, token requests: {fake.token_requests}",
-        )
-
-        clock.now += 900
-        shared = criteo_session(
-            FakeCriteo.CLIENT_ID,
-            FakeCriteo.CLIENT_SECRET,
-            token_url=fake.token_url,
-            timer=clock,
-            pool_maxsize=32,
-        )
-        statuses = _in_threads(32, lambda: shared.get(me, timeout=10).status_code)
-        step(
-            "32 threads, token expired: one token request",
-            statuses == [200] * 32 and fake.token_requests == 4,
-            f"{statuses.count(200)}/32 HTTP 200, token requests: {fake.token_requests}",
-        )
-        shared.close()
-
-    elapsed = time.perf_counter() - started
-    out.write(
-        f"{fake.api_requests} API calls, {fake.token_requests} token requests, {elapsed:.2f} s\n"
-    )
-    if failures:
-        out.write(f"demo FAILED: {', '.join(failures)}\n")
-        return 1
-    out.write("demo passed\n")
-    return 0
-
-
-def _in_threads(n: int, call: Callable[[], int]) -> list[int]:
-    barrier = threading.Barrier(n)
-    results: list[int] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        barrier.wait()
-        status = call()
-        with lock:
-            results.append(status)
-
-    threads = [threading.Thread(target=run) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    return results
+__all__ = ["demo", "main"]
 
 
 class _UsageError(Exception):
@@ -158,7 +48,7 @@ def _auth(args: argparse.Namespace) -> CriteoAuth:
 
 
 def token(args: argparse.Namespace, out: TextIO) -> int:
-    """``token``: print a bearer token for the environment's credentials."""
+    """Print a bearer token for the environment's credentials."""
     out.write(_auth(args).token().access_token + "\n")
     return 0
 
@@ -188,7 +78,10 @@ def _json_body(text: str | None) -> Any:
 
 
 def request(args: argparse.Namespace, out: TextIO) -> int:
-    """``request``: make an authenticated call and print its answer."""
+    """Make one authenticated call and print the answer: pretty on a terminal, compact when
+    piped. Exits 1 with Criteo's error summary on stderr when the answer is 4xx or 5xx.
+    Rate-limit waits are shown on stderr.
+    """
     auth = _auth(args)
     target: str = args.path_or_url
     if target.startswith("/"):
@@ -220,7 +113,12 @@ def request(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def authorize(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
-    """``authorize``: consent URL, redirect back, code exchange, tokens saved in a store."""
+    """Print the consent URL (with PKCE), read the URL the browser was sent back to (or the
+    bare code) from stdin or an argument, check its state, exchange the code once, and save
+    the access and refresh tokens in a token file. The client secret comes from
+    CRITEO_CLIENT_SECRET (and the token endpoint from CRITEO_TOKEN_URL when set). Nothing
+    secret is printed.
+    """
     store = FileTokenStore(args.store)
     pkce = not args.no_pkce
     if args.redirect is None:
@@ -277,81 +175,37 @@ def _print_answer(response: requests.Response, out: TextIO) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line's parser: one subcommand per task."""
+    """The command line's parser: one subcommand per task.
+
+    A subcommand's help page is the docstring of the function that runs it, so what the
+    code says a command does and what ``--help`` says cannot drift apart.
+    """
     parser = argparse.ArgumentParser(
         prog="criteo-auth",
         description="OAuth2 tokens for the Criteo APIs, the requests way.",
     )
     parser.add_argument("--version", action="version", version=f"requests-criteo {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    env_help = (
-        "Credentials come from CRITEO_CLIENT_ID and CRITEO_CLIENT_SECRET (and "
-        "CRITEO_TOKEN_URL, for a fake or a proxy)."
-    )
-    token_parser = commands.add_parser(
-        "token",
-        help="print a bearer token, for curl and shell scripts",
-        description="Print a bearer token for the environment's credentials. " + env_help,
+    token_parser = _subcommand(
+        commands,
+        token,
+        "print a bearer token, for curl and shell scripts",
+        credentials_from_env=True,
         epilog='example: curl -H "Authorization: Bearer $(criteo-auth token)" '
         "https://api.criteo.com/2025-10/retail-media/me",
     )
-    token_parser.add_argument("--token-url", help="the token endpoint (default: Criteo's)")
-    request_parser = commands.add_parser(
-        "request",
-        help="make an authenticated call and print its JSON answer",
-        description="Make one authenticated call and print the answer: pretty on a "
-        "terminal, compact when piped. Exits 1 with Criteo's error summary on stderr when "
-        "the answer is 4xx or 5xx. Rate-limit waits are shown on stderr. " + env_help,
+    _add_token_url(token_parser)
+    request_parser = _subcommand(
+        commands,
+        request,
+        "make an authenticated call and print its JSON answer",
+        credentials_from_env=True,
     )
-    request_parser.add_argument("method", help="GET, POST, PATCH, PUT or DELETE")
-    request_parser.add_argument(
-        "path_or_url", help="a path such as /2025-10/retail-media/me, or a full URL"
+    _add_request_arguments(request_parser)
+    authorize_parser = _subcommand(
+        commands, authorize, "consent, code exchange and tokens saved, for authorization-code apps"
     )
-    request_parser.add_argument(
-        "--json", metavar="BODY", help="a JSON body, or @FILE to read it from a file"
-    )
-    request_parser.add_argument(
-        "--param",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="a query parameter; repeat for more",
-    )
-    request_parser.add_argument("--token-url", help="the token endpoint (default: Criteo's)")
-    authorize_parser = commands.add_parser(
-        "authorize",
-        help="consent, code exchange and tokens saved, for authorization-code apps",
-        description="Print the consent URL (with PKCE), read the URL the browser was sent "
-        "back to (or the bare code) from stdin or an argument, check its state, exchange "
-        "the code once, and save the access and refresh tokens in a token file. The client "
-        "secret comes from CRITEO_CLIENT_SECRET (and the token endpoint from "
-        "CRITEO_TOKEN_URL when set). Nothing secret is printed.",
-    )
-    authorize_parser.add_argument(
-        "--client-id", required=True, help="the app's client id (not secret)"
-    )
-    authorize_parser.add_argument(
-        "--redirect-uri", required=True, help="the https redirect URI declared in the app"
-    )
-    authorize_parser.add_argument(
-        "--store", required=True, metavar="PATH", help="the token file (a FileTokenStore)"
-    )
-    authorize_parser.add_argument(
-        "--account", default="default", help="a name for this consent in the store"
-    )
-    authorize_parser.add_argument(
-        "--no-pkce", action="store_true", help="for apps that have PKCE switched off"
-    )
-    authorize_parser.add_argument(
-        "--state", help="the state to send, or to check a redirect given as an argument"
-    )
-    authorize_parser.add_argument(
-        "--code-verifier", help="the PKCE verifier of an earlier consent request"
-    )
-    authorize_parser.add_argument("--token-url", help="the token endpoint (default: Criteo's)")
-    authorize_parser.add_argument(
-        "redirect", nargs="?", help="the redirect URL or the code (else read from stdin)"
-    )
+    _add_authorize_arguments(authorize_parser)
     commands.add_parser(
         "demo",
         help="run a scripted session against a local fake of Criteo",
@@ -360,6 +214,77 @@ def build_parser() -> argparse.ArgumentParser:
         "token. Needs no credentials and no network.",
     )
     return parser
+
+
+# What add_subparsers() returns: argparse gives its class no public name.
+_Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+def _subcommand(
+    commands: _Commands,
+    handler: Callable[..., int],
+    summary: str,
+    *,
+    credentials_from_env: bool = False,
+    epilog: str | None = None,
+) -> argparse.ArgumentParser:
+    """The subcommand that *handler* runs: named after it, its help page its docstring.
+
+    argparse folds the docstring's line breaks and indentation into one paragraph.
+    """
+    description = handler.__doc__ or ""  # python -OO strips docstrings
+    if credentials_from_env:
+        description += (
+            " Credentials come from CRITEO_CLIENT_ID and CRITEO_CLIENT_SECRET (and "
+            "CRITEO_TOKEN_URL, for a fake or a proxy)."
+        )
+    return commands.add_parser(
+        handler.__name__, help=summary, description=description, epilog=epilog
+    )
+
+
+def _add_token_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--token-url", help="the token endpoint (default: Criteo's)")
+
+
+def _add_request_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("method", help="GET, POST, PATCH, PUT or DELETE")
+    parser.add_argument(
+        "path_or_url", help="a path such as /2025-10/retail-media/me, or a full URL"
+    )
+    parser.add_argument(
+        "--json", metavar="BODY", help="a JSON body, or @FILE to read it from a file"
+    )
+    parser.add_argument(
+        "--param",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="a query parameter; repeat for more",
+    )
+    _add_token_url(parser)
+
+
+def _add_authorize_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--client-id", required=True, help="the app's client id (not secret)")
+    parser.add_argument(
+        "--redirect-uri", required=True, help="the https redirect URI declared in the app"
+    )
+    parser.add_argument(
+        "--store", required=True, metavar="PATH", help="the token file (a FileTokenStore)"
+    )
+    parser.add_argument("--account", default="default", help="a name for this consent in the store")
+    parser.add_argument(
+        "--no-pkce", action="store_true", help="for apps that have PKCE switched off"
+    )
+    parser.add_argument(
+        "--state", help="the state to send, or to check a redirect given as an argument"
+    )
+    parser.add_argument("--code-verifier", help="the PKCE verifier of an earlier consent request")
+    _add_token_url(parser)
+    parser.add_argument(
+        "redirect", nargs="?", help="the redirect URL or the code (else read from stdin)"
+    )
 
 
 def _complain(message: str) -> None:

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Hashable
 from typing import Any
 
 from cachetools import LRUCache, TLRUCache
 
+from ._fork import forget_in_child, reset_in_child
 from .exceptions import TokenRequestError
 from .stores import MemoryTokenStore
 
@@ -130,9 +129,6 @@ class _Flight:
         self.error: BaseException | None = None
 
 
-_CACHES: weakref.WeakSet[TokenCache] = weakref.WeakSet()
-
-
 class TokenCache:
     """A bounded, thread-safe cache of tokens, each kept until its own refresh time.
 
@@ -165,7 +161,7 @@ class TokenCache:
         #: The store of auths that use this cache and no ``store=``: this process's memory,
         #: where an authorization-code app's refresh tokens live between refreshes.
         self.memory_store = MemoryTokenStore(clock=timer)
-        _CACHES.add(self)
+        reset_in_child(self)
 
     def __repr__(self) -> str:
         return f"<TokenCache tokens={len(self)} maxsize={self.maxsize}>"
@@ -301,12 +297,8 @@ def shared_cache(timer: Timer | None = None) -> TokenCache:
         return cache
 
 
-def _reinit_after_fork() -> None:
+@forget_in_child
+def _new_shared_lock() -> None:
+    # A parent's thread may have held it while building a cache for a new timer.
     global _shared_lock
     _shared_lock = threading.Lock()
-    for cache in list(_CACHES):
-        cache._after_fork()
-
-
-if hasattr(os, "register_at_fork"):  # pragma: no branch - absent only on Windows
-    os.register_at_fork(after_in_child=_reinit_after_fork)

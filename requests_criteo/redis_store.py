@@ -33,12 +33,14 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._fork import reset_in_child
 from .exceptions import CriteoAuthError
 from .stores import MemoryTokenStore, StoredToken, TokenStore
 
@@ -120,6 +122,7 @@ class RedisTokenStore(TokenStore):
         self._state = threading.Lock()
         self._down_until: float | None = None  # monotonic; None while Redis answers
         self._hold = _Hold()
+        reset_in_child(self)
 
     def __repr__(self) -> str:
         where = _where(self._url) if self._url else repr(self.client)
@@ -140,7 +143,13 @@ class RedisTokenStore(TokenStore):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         url = state.pop("url")
-        self.__init__(url, **state)  # type: ignore[misc]
+        RedisTokenStore.__init__(self, url, **state)
+
+    def _after_fork(self) -> None:
+        # Another thread of the parent may have held the outage lock. The rest carries over:
+        # the fallback store resets its own locks, redis-py's pool opens new connections in
+        # a child by itself, and the only hold left is the forking thread's, on its own stack.
+        self._state = threading.Lock()
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -274,7 +283,7 @@ class RedisTokenStore(TokenStore):
             with self._fallback.lock(key):
                 yield
             return
-        stop = threading.Event()
+        owner, stop = os.getpid(), threading.Event()
         watchdog = threading.Thread(
             target=self._renew, args=(lock, stop), name="requests-criteo-redis-lock", daemon=True
         )
@@ -285,7 +294,9 @@ class RedisTokenStore(TokenStore):
             stop.set()
             # After a failure in this hold, a release would most likely wait a full timeout
             # too: the lock frees itself within lock_ttl instead, as a dead holder's does.
-            if not hold.on_memory:
+            # A child forked in this block carries the parent's lock token: its release
+            # would end the parent's hold, so it leaves the lock to expire.
+            if not hold.on_memory and os.getpid() == owner:
                 watchdog.join()
                 try:
                     lock.release()
