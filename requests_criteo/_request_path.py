@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from requests.cookies import extract_cookies_to_jar
@@ -72,6 +73,7 @@ def replay_position(body: object) -> tuple[bool, int | None]:
     return (True, position) if isinstance(position, int) else (False, None)
 
 
+@dataclass(frozen=True, slots=True)
 class Mark:
     """What one request needs for its resend; set on the request, never changed.
 
@@ -79,21 +81,12 @@ class Mark:
     (a retry helper, an adapter's request sent elsewhere) is still resent with them.
     """
 
-    __slots__ = ("body_position", "credentials", "replayable", "resent", "token")
-
-    def __init__(
-        self,
-        credentials: Credentials,
-        token: Token | None,
-        replayable: bool = True,
-        body_position: int | None = None,
-        resent: bool = False,
-    ) -> None:
-        self.credentials = credentials
-        self.token = token
-        self.replayable = replayable
-        self.body_position = body_position
-        self.resent = resent
+    credentials: Credentials
+    #: The token put on the request; ``None`` for a ``Bearer`` header of the caller's own.
+    token: Token | None
+    replayable: bool = True
+    body_position: int | None = None
+    resent: bool = False
 
     @classmethod
     def put_on(
