@@ -77,15 +77,13 @@ class _EnvelopeError(Exception):
         **extra: str,
     ) -> None:
         super().__init__(title)
-        self.status = status
-        self.error_type = error_type
-        self.code = code
-        self.title = title
-        self.headers = tuple(headers)
+        self.status, self.headers = status, tuple(headers)
+        self.what = (error_type, code, title)
         self.extra = extra
 
     def send(self, handler: _Handler, instance: str) -> None:
-        envelope = _error_envelope(self.error_type, self.code, instance, self.title, **self.extra)
+        error_type, code, title = self.what
+        envelope = _error_envelope(error_type, code, instance, title, **self.extra)
         handler.answer_json(self.status, envelope, self.headers)
 
 

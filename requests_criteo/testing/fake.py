@@ -138,8 +138,8 @@ class FakeCriteo(_LoopbackService):
         """The Unix time, for ``x-ratelimit-reset``."""
         super().__init__(partial(_respond, self), "FakeCriteo")
         self._lock = threading.Lock()  # guards requests and the two request counters
-        self._token_requests = 0
-        self._api_requests = 0
+        # Requests that reached the token endpoint, and any other path.
+        self._arrived = {"token": 0, "api": 0}
         self._authority = _Authority(
             {self.CLIENT_ID: self.CLIENT_SECRET} if clients is None else clients, self
         )
@@ -235,8 +235,7 @@ class FakeCriteo(_LoopbackService):
     @property
     def token_requests(self) -> int:
         """Requests that reached the token endpoint, faulted and refused ones included."""
-        with self._lock:
-            return self._token_requests
+        return self._arrivals("token")
 
     @property
     def tokens_issued(self) -> int:
@@ -246,8 +245,7 @@ class FakeCriteo(_LoopbackService):
     @property
     def api_requests(self) -> int:
         """Requests to any path other than the token endpoint."""
-        with self._lock:
-            return self._api_requests
+        return self._arrivals("api")
 
     @property
     def rate_limited(self) -> int:
@@ -278,13 +276,17 @@ class FakeCriteo(_LoopbackService):
         """
         return self._authority.counts().refresh_token_reuses
 
+    def _arrivals(self, where: str) -> int:
+        with self._lock:
+            return self._arrived[where]
+
     def reset_counters(self) -> None:
         """Set the counters to zero, forget rate-limit windows, empty :attr:`requests`.
 
         Tokens, codes, refresh tokens and consents are kept.
         """
         with self._lock:
-            self._token_requests = self._api_requests = 0
+            self._arrived = dict.fromkeys(self._arrived, 0)
             self.requests.clear()
         self._authority.reset_counts()
         self._rates.clear()
@@ -394,7 +396,4 @@ class FakeCriteo(_LoopbackService):
     def _record(self, seen: SeenRequest, *, token: bool) -> None:
         with self._lock:
             self.requests.append(seen)
-            if token:
-                self._token_requests += 1
-            else:
-                self._api_requests += 1
+            self._arrived["token" if token else "api"] += 1
