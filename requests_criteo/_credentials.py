@@ -34,12 +34,28 @@ if TYPE_CHECKING:
 
     from ._token import TokenEndpoint  # requests' endpoint, for its type only
 
-__all__ = ["DEFAULT_TOKEN_URL", "Credentials", "Options", "Transport", "fingerprint", "from_env"]
+__all__ = [
+    "DEFAULT_ACCOUNT",
+    "DEFAULT_DEADLINE",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_TOKEN_URL",
+    "Credentials",
+    "Options",
+    "Transport",
+    "fingerprint",
+    "from_env",
+]
 
 log = logging.getLogger("requests_criteo")
 
 #: Criteo's one token endpoint, for every API and every grant.
 DEFAULT_TOKEN_URL = "https://api.criteo.com/oauth2/token"  # noqa: S105 - a URL
+#: ``(connect, read)`` seconds for one token request.
+DEFAULT_TIMEOUT = (5.0, 15.0)
+#: Seconds a token fetch may take in all, retries and waits included.
+DEFAULT_DEADLINE = 120.0
+#: The name under which an authorization-code app's tokens are stored.
+DEFAULT_ACCOUNT = "default"
 
 #: How many refused ``Authorization`` headers of the caller's own are remembered.
 _REFUSED_KEPT = 32
@@ -186,11 +202,11 @@ class Credentials:
         self.token_url = token_url = options.get("token_url", DEFAULT_TOKEN_URL)
         self.scope = Scope(token_url, options.get("api_origins"))
         self.timeout, self.deadline = _check_timing(
-            options.get("timeout", (5.0, 15.0)), options.get("deadline", 120.0)
+            options.get("timeout", DEFAULT_TIMEOUT), options.get("deadline", DEFAULT_DEADLINE)
         )
         self.cache = _check_cache(options.get("cache"), options.get("timer"))
         refresh_token = options.get("refresh_token")
-        self.account = account = options.get("account", "default")
+        self.account = account = options.get("account", DEFAULT_ACCOUNT)
         self.grant = grant = _check_grant(options.get("grant"), refresh_token, account)
         store, self.on_token = options.get("store"), options.get("on_token")
         _check_store(store, self.on_token)

@@ -14,19 +14,26 @@ cached; when one is, no lock is taken. A 403 is left alone: a new token cannot f
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import requests
 from requests.auth import AuthBase
 
-from ._cache import Token
-from ._credentials import DEFAULT_TOKEN_URL, Credentials, Options, from_env
+from ._cache import Timer, Token, TokenCache
+from ._credentials import (
+    DEFAULT_ACCOUNT,
+    DEFAULT_DEADLINE,
+    DEFAULT_TIMEOUT,
+    DEFAULT_TOKEN_URL,
+    Credentials,
+    from_env,
+)
 from ._request_path import Mark, chain_of, mark_of, resend_once
 from ._source import AUTHORIZATION_CODE
 from ._token import USER_AGENT, RequestsTransport
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack  # typing's own from Python 3.11
+from .retry import CriteoRetry
+from .stores import StoredToken, TokenStore
 
 __all__ = ["DEFAULT_TOKEN_URL", "USER_AGENT", "CriteoAuth"]
 
@@ -83,11 +90,36 @@ class CriteoAuth(AuthBase):
         client_id: str,
         client_secret: str,
         *,
+        token_url: str = DEFAULT_TOKEN_URL,
+        api_origins: Iterable[str] | None = None,
+        timer: Timer | None = None,
+        cache: TokenCache | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
+        retry: CriteoRetry | None = None,
         token_session: requests.Session | None = None,
-        **options: Unpack[Options],
+        refresh_token: str | None = None,
+        store: TokenStore | None = None,
+        on_token: Callable[[StoredToken], object] | None = None,
+        grant: str | None = None,
+        account: str = DEFAULT_ACCOUNT,
     ) -> None:
         self.credentials = Credentials(
-            client_id, client_secret, transport=RequestsTransport(token_session), **options
+            client_id,
+            client_secret,
+            transport=RequestsTransport(token_session),
+            token_url=token_url,
+            api_origins=api_origins,
+            timer=timer,
+            cache=cache,
+            timeout=timeout,
+            deadline=deadline,
+            retry=retry,
+            refresh_token=refresh_token,
+            store=store,
+            on_token=on_token,
+            grant=grant,
+            account=account,
         )
         self._show_settings()
 
