@@ -24,31 +24,17 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-__all__ = ["API_BODY", "ROOT", "UNAUTHORIZED_BODY", "LoopbackServer", "child_env", "main"]
+from .transport import API_BODY, UNAUTHORIZED_BODY, token_body
+
+__all__ = ["LoopbackServer", "main"]
 
 _TOKEN_LINE = b" /oauth2/token"
 _BEARER = b"\r\nauthorization: bearer "
 _LENGTH = b"\r\ncontent-length:"
 _CLOSE = b"\r\nconnection: close"
-#: The API answer: small, as Criteo's ``/me`` (also the in-memory transport's).
-API_BODY = b'{"data":{"id":"fake-client-id","type":"Application","attributes":{}}}'
-#: The 401 answer, as Criteo's error envelope (also the in-memory transport's).
-UNAUTHORIZED_BODY = (
-    b'{"errors":[{"type":"authorization","code":"authorization-token-invalid",'
-    b'"title":"The authorization header is invalid"}]}'
-)
-_TOKEN_BODY = (
-    b'{"access_token":"bench.loopback.' + b"A" * 690 + b'","token_type":"Bearer","expires_in":900}'
-)
-#: The project's root, from which the benchmarks' child processes run.
-ROOT = str(Path(__file__).resolve().parent.parent)
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """This process's environment, with the project on ``PYTHONPATH``, plus *extra*."""
-    env = dict(os.environ, **extra)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
-    return env
+#: The project's root, from which the server's process runs.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+_PATH = os.environ.get("PYTHONPATH")
 
 
 def _response(status: bytes, body: bytes) -> bytes:
@@ -63,7 +49,7 @@ def _response(status: bytes, body: bytes) -> bytes:
 
 
 _OK = _response(b"200 OK", API_BODY)
-_TOKEN = _response(b"200 OK", _TOKEN_BODY)
+_TOKEN = _response(b"200 OK", token_body("loopback"))
 _UNAUTHORIZED = _response(b"401 Unauthorized", UNAUTHORIZED_BODY)
 
 
@@ -160,8 +146,8 @@ class LoopbackServer:
             [sys.executable, "-m", "benchmarks.server"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            cwd=ROOT,
-            env=child_env(),
+            cwd=_ROOT,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, _PATH]))},
         )
         if self.cpu is not None and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(self.process.pid, {self.cpu})
