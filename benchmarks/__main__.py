@@ -21,11 +21,15 @@ import argparse
 import os
 import platform
 import shlex
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+
+import requests_criteo
 
 from .clients import CRITEO_WAYS, DESCRIPTIONS, HOT_PATH, MEMORY_ORIGIN, RENEWING, build
 from .counts import Renewal, criteo_margin, lifetimes, outcomes, processes, storm
@@ -82,6 +86,16 @@ def _cpu() -> str:
 
 
 def _version(package: str) -> str:
+    git = shutil.which("git")
+    if package == "requests-criteo" and git:  # the copy imported, maybe not the one installed
+        commit = subprocess.run(
+            [git, "rev-parse", "--short", "HEAD"],
+            cwd=Path(requests_criteo.__file__).parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        return requests_criteo.__version__ + (f" (commit {commit})" if commit else "")
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
