@@ -1,25 +1,16 @@
 """The clients compared, each built the way its documentation suggests, all over one transport.
 
-What lives here: :func:`build`, which makes one :class:`Client` by name, for an API origin
-served in memory (:class:`~benchmarks.transport.MemoryPoolManager`), by the loopback
+What lives here: :func:`build`, which makes one :class:`Client` by name (:data:`HOT_PATH`,
+described in :data:`DESCRIPTIONS`) for an API origin served in memory, by the loopback
 server or by :class:`~requests_criteo.testing.FakeCriteo`. What does not: timing and
 counting (:mod:`benchmarks.hotpath`, :mod:`benchmarks.counts`).
 
-The clients, in the order of the tables:
-
-* ``floor``: bare requests with a static ``Authorization: Bearer`` header on the session.
-  It never renews; it is what any token library adds to. ``floor-again`` is the same,
-  built twice: how far apart two identical clients come out is the run's noise;
-* the three ways of using requests-criteo: ``auth=`` (``auth=CriteoAuth(...)`` on each
-  call), ``session()`` (``requests_criteo.session(...)``) and ``mount()``
-  (``requests_criteo.mount(session, auth)`` on a plain ``requests.Session``);
-* the peers that renew tokens: requests-oauthlib (``OAuth2Session`` with a
-  ``BackendApplicationClient``; it has no renewal for client credentials, so the caller
-  catches ``TokenExpiredError``, fetches and retries), requests-auth
-  (``auth=OAuth2ClientCredentials``) and Authlib's ``OAuth2Session`` (token endpoint and
-  grant given, so it fetches a new token when its own expires);
-* ``authlib-auth``: Authlib's ``OAuth2Auth(token)``, a header setter that never renews
-  and never resends a 401. Shown, never a target.
+``floor`` is bare requests with a static header: it never renews, and is what any token
+library adds to; ``floor-again`` is the same client built twice, to measure the noise.
+The peers that renew tokens are given requests-criteo's renewal margin where they take
+one. requests-oauthlib has no renewal for client credentials: its caller catches
+``TokenExpiredError``, fetches a token and tries again, as its documentation shows.
+Authlib's ``OAuth2Auth`` never renews a token nor resends a 401: shown, never a target.
 """
 
 from __future__ import annotations

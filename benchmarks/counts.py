@@ -4,21 +4,16 @@ What lives here: three runs against :class:`requests_criteo.testing.FakeCriteo` 
 HTTP/1.1 server on loopback, in this process), which counts what reaches its token
 endpoint. What does not: timing (:mod:`benchmarks.hotpath`).
 
-**Lifetimes.** The fake issues tokens of a few seconds; N threads share one client and
-call the API back to back for a few lifetimes, starting without a token. A client that
-renews *margin* seconds before expiry, one token at a time, makes exactly
-``ceil(duration / (lifetime - margin))`` token requests and lets no call fail.
-
-**401 storm.** N threads each hold the valid token; the fake revokes it, and the threads
-call together. A gate under every adapter (:class:`~benchmarks.transport.Gate`) holds each
-request, token on it, until all N are ready, so that N requests carrying the revoked
-token reach the API at once. requests-criteo must make one token request and N resends
-(each answer has the 401 in its ``history``) and answer N times 200.
-
-**Processes.** P forked processes, each with its own ``requests_criteo.session()`` on one
-shared token store (a ``FileTokenStore``, then a ``RedisTokenStore`` on a
-``redis-server`` the run starts), call the fake for a few lifetimes: the fleet must make
-the token requests one process would.
+* **Lifetimes**: N threads share one client, from no token, for a few lifetimes of short
+  tokens. A client that renews *margin* seconds before expiry, one request at a time,
+  makes ``ceil(duration / (lifetime - margin))`` token requests and fails no call.
+* **401 storm**: N threads hold the token when the fake revokes it; a
+  :class:`~benchmarks.transport.Gate` holds each next request, token on it, until all N
+  are ready. requests-criteo must make one token request and N resends (the 401 in each
+  answer's ``history``), and answer N times 200.
+* **Processes**: P forked processes, each with its own ``requests_criteo.session()`` on one
+  token store (a ``FileTokenStore``, then a ``RedisTokenStore``), must make the token
+  requests of one.
 """
 
 from __future__ import annotations
@@ -42,7 +37,7 @@ import requests_criteo
 from requests_criteo.testing import FakeCriteo, RedisServer
 
 from .clients import build
-from .transport import API_PATH, CLIENT_ID, CLIENT_SECRET, Gate, GatedPoolManager
+from .transport import API_PATH, CLIENT_ID, CLIENT_SECRET, Gate
 
 __all__ = ["Renewal", "Storm", "criteo_margin", "lifetimes", "processes", "storm"]
 
@@ -163,7 +158,7 @@ def storm(name: str, threads: int) -> Storm:
     with FakeCriteo() as fake:
         client = build(name, fake.url, pool_size=threads)
         for adapter in client.adapters:
-            adapter.poolmanager = GatedPoolManager(adapter.poolmanager, gate)
+            gate.install(adapter)
 
         def work() -> None:
             try:

@@ -1,27 +1,19 @@
 """The cost of one request through each client, timed in interleaved rounds.
 
-What lives here: :func:`measure` (the timing), :class:`Timings` (what the rounds say,
-each figure paired by round with the floor or a peer) and :func:`pinned`. What does not:
+What lives here: :func:`measure`, :class:`Timings` and :func:`pinned`. What does not:
 building the clients (:mod:`benchmarks.clients`) or printing (:mod:`benchmarks.__main__`).
 
-How: each round times a few requests of every client in turn, in an order that rotates
-from round to round, the garbage collector off (it runs between rounds). Rounds are short
-and many: a shared virtual machine changes speed within a second, and only clients timed
-within milliseconds of each other see the same machine. So every comparison is made round
-by round (the median over rounds of this client's time less, or over, the floor's or a
-peer's time in the same round), not between two medians taken seconds apart.
+Each round times a few requests of every client in turn, in an order that rotates from
+round to round, with the garbage collector off, each block after a few untimed requests
+(CPython specialises requests' shared bytecode for the classes it last met: a client
+with classes of its own would otherwise be timed while it re-specialises). A shared
+virtual machine changes speed from one second to the next, so clients are compared round
+by round: medians over rounds of per-round ratios or differences.
 
-Before each timed block a client makes a few untimed requests: CPython specialises
-requests' bytecode, which every client shares, for the classes it last met, and a client
-with classes of its own would otherwise be timed while that code re-specialises for it, a
-cost no program with one kind of session pays.
-
-**Noise.** ``floor`` and ``floor-again`` are the same client built twice. The median of
-their per-round differences should be zero; the 95 % confidence interval of that median
-(distribution-free, from the order statistics of the rounds) says how far from zero two
-identical clients can come out in this run. :attr:`Timings.noise_us` is the far end of
-that interval, in absolute value: a difference between two clients smaller than it is
-not one this run can see.
+**Noise.** ``floor`` and ``floor-again`` are the same client built twice: the median of
+their per-round differences should be zero. :attr:`Timings.noise_us` is the end farthest
+from zero of its 95 % confidence interval (distribution-free, from the order statistics
+of the rounds): a difference between two clients smaller than that, this run cannot see.
 """
 
 from __future__ import annotations
@@ -107,7 +99,20 @@ class Timings:
 def measure(
     clients: list[Client], per_round: int, rounds: int, warmup: int, settle: int = 5
 ) -> Timings:
-    """Time *rounds* rounds of *per_round* requests of every client; each answer must be 200."""
+    """Time *rounds* rounds of *per_round* requests of every client, then close them.
+
+    Each answer must be a 200.
+    """
+    try:
+        return _measure(clients, per_round, rounds, warmup, settle)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def _measure(
+    clients: list[Client], per_round: int, rounds: int, warmup: int, settle: int
+) -> Timings:
 
     def call(client: Client) -> None:
         status = client.call().status_code

@@ -1,13 +1,13 @@
 """What sits under requests' ``HTTPAdapter`` in the benchmarks: memory, a gate, a form.
 
 What lives here: the names and credentials every run shares; :class:`MemoryPoolManager`,
-which answers in memory where urllib3 would open a socket; :class:`GatedPoolManager`,
-which holds each thread's next API request until all threads are ready (the 401 storm);
+which answers in memory where urllib3 would open a socket; :class:`Gate`, which holds
+each thread's next API request until all threads are ready (the 401 storm);
 :class:`FormCredentialsAdapter`, which lets requests-auth talk to a Criteo-like token
 endpoint. What does not: any client (:mod:`benchmarks.clients`) or server
 (:mod:`benchmarks.server`).
 
-Both pool managers replace an adapter's ``poolmanager``, the attribute requests'
+Both replace an adapter's ``poolmanager``, the attribute requests'
 ``HTTPAdapter.send`` asks for a connection pool. Everything above it (requests'
 ``Session``, every auth, ``CriteoAdapter``, ``HTTPAdapter.send`` itself) runs as it would
 against a real server, whichever library built the adapter: no library's internals are
@@ -35,7 +35,6 @@ __all__ = [
     "TOKEN_PATH",
     "FormCredentialsAdapter",
     "Gate",
-    "GatedPoolManager",
     "MemoryPoolManager",
     "token_body",
 ]
@@ -60,24 +59,27 @@ def token_body(name: str) -> bytes:
     return b'{"access_token":"%s","token_type":"Bearer","expires_in":900}' % token.encode()
 
 
-class _MemoryPool:
-    """Stands for a urllib3 connection pool: ``urlopen`` answers at once, as Criteo would.
+class MemoryPoolManager:
+    """Stands for an ``HTTPAdapter``'s ``poolmanager``, and for its pools: no socket.
 
-    The token path gets a token; any other path a small JSON body when the request carries
-    a ``Bearer`` header, else a 401. ``HTTPAdapter.cert_verify`` sets TLS attributes on it.
+    ``urlopen`` answers at once, as Criteo would: a token on the token path; on any other
+    path a small JSON body when the request carries a ``Bearer`` header, else a 401.
+    (``HTTPAdapter.cert_verify`` sets TLS attributes on the pool.)
     """
 
     cert_reqs: str | None = None
     ca_certs: str | None = None
     ca_cert_dir: str | None = None
 
-    def __init__(self) -> None:
-        self.tokens = 0
+    def connection_from_host(self, *args: Any, **kwargs: Any) -> MemoryPoolManager:
+        return self
+
+    def clear(self) -> None:
+        """Nothing to close."""
 
     def urlopen(self, method: str, url: str, headers: Any = None, **kwargs: Any) -> HTTPResponse:
         if url.split("?", 1)[0].endswith(TOKEN_PATH):
-            self.tokens += 1
-            status, body = 200, token_body(f"memory{self.tokens}")
+            status, body = 200, token_body("memory")
         elif str((headers or {}).get("Authorization", "")).startswith("Bearer "):
             status, body = 200, API_BODY
         else:
@@ -96,21 +98,13 @@ class _MemoryPool:
         )
 
 
-class MemoryPoolManager:
-    """A stand-in for an ``HTTPAdapter``'s ``poolmanager`` that opens no socket."""
-
-    def __init__(self) -> None:
-        self.pool = _MemoryPool()
-
-    def connection_from_host(self, *args: Any, **kwargs: Any) -> _MemoryPool:
-        return self.pool
-
-    def clear(self) -> None:
-        """Nothing to close."""
-
-
 class Gate:
-    """Once armed with a barrier, holds each thread's next API request there."""
+    """Once armed with a barrier, holds each thread's next API request there (the storm).
+
+    :meth:`install` puts it under an adapter, so that a request waits after every library
+    has put its token on it (``HTTPAdapter.send`` calls ``urlopen`` last): N requests
+    carrying the same token leave together.
+    """
 
     def __init__(self) -> None:
         self.barrier: threading.Barrier | None = None
@@ -121,6 +115,10 @@ class Gate:
         """Hold the next API request of each thread at *barrier* (``None``: no gate)."""
         self.barrier = barrier
         self.generation += 1
+
+    def install(self, adapter: HTTPAdapter) -> None:
+        """Gate what *adapter* sends (plain http: TLS settings would not reach the pool)."""
+        adapter.poolmanager = _Gated(adapter.poolmanager, self)
 
     def wait(self, url: str) -> None:
         """Wait at the barrier once per thread and arming; never for a token request."""
@@ -134,34 +132,22 @@ class Gate:
             barrier.wait()
 
 
-class _GatedPool:
-    def __init__(self, pool: Any, gate: Gate) -> None:
-        self.pool = pool
+class _Gated:
+    """A pool manager whose pools wait at the gate, or one of those pools."""
+
+    def __init__(self, inner: Any, gate: Gate) -> None:
+        self.inner = inner
         self.gate = gate
+
+    def connection_from_host(self, *args: Any, **kwargs: Any) -> _Gated:
+        return _Gated(self.inner.connection_from_host(*args, **kwargs), self.gate)
 
     def urlopen(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         self.gate.wait(url)
-        return self.pool.urlopen(method, url, *args, **kwargs)
-
-
-class GatedPoolManager:
-    """Wraps an adapter's ``poolmanager``: its pools wait at *gate* before sending.
-
-    The request waits after every library has put its token on it (``HTTPAdapter.send``
-    calls ``urlopen`` last), so N requests carrying the same token leave together.
-    Plain http only: TLS attributes set on a wrapped pool would be lost.
-    """
-
-    def __init__(self, manager: Any, gate: Gate) -> None:
-        self.manager = manager
-        self.gate = gate
-
-    def connection_from_host(self, *args: Any, **kwargs: Any) -> _GatedPool:
-        return _GatedPool(self.manager.connection_from_host(*args, **kwargs), self.gate)
+        return self.inner.urlopen(method, url, *args, **kwargs)
 
     def clear(self) -> None:
-        """Close the wrapped pools."""
-        self.manager.clear()
+        self.inner.clear()
 
 
 class FormCredentialsAdapter(HTTPAdapter):
