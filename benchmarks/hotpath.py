@@ -1,165 +1,145 @@
-"""Hot-path cost: one request through each candidate, timed in interleaved rounds.
+"""The cost of one request through each client, timed in interleaved rounds.
 
-Each round times N requests of every candidate in turn, in an order that rotates from
-round to round, with the garbage collector off (it runs between rounds, untimed); a
-candidate's figure is its median over the rounds. Rounds are short (a few requests) and
-many: on a shared or virtual machine the speed drifts within a second, and only
-candidates timed within milliseconds of each other see the same machine. Figures
-relative to the floor (bare requests with a fixed header) are paired by round: the median
-of the per-round ratios and differences, so that a slow round for the machine is a slow
-round for the floor too.
+What lives here: :func:`measure`, :class:`Timings` and :func:`pinned`. What does not:
+building the clients (:mod:`benchmarks.clients`) or printing (:mod:`benchmarks.__main__`).
 
-While timing, :func:`pinned` keeps the process on one CPU (where the OS allows it), and the
-loopback server goes on another: moves between CPUs are a large part of the noise of a
-small virtual machine.
+Each round times a few requests of every client in turn, in an order that rotates from
+round to round, with the garbage collector off, each block after a few untimed requests
+(CPython specialises requests' shared bytecode for the classes it last met: a client
+with classes of its own would otherwise be timed while it re-specialises). A shared
+virtual machine changes speed from one second to the next, so clients are compared round
+by round: medians over rounds of per-round ratios or differences.
+
+**Noise.** ``floor`` and ``floor-again`` are the same client built twice: the median of
+their per-round differences should be zero. :attr:`Timings.noise_us` is the end farthest
+from zero of its 95 % confidence interval (distribution-free, from the order statistics
+of the rounds): a difference between two clients smaller than that, this run cannot see.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import os
 import statistics
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from .candidates import FLOOR, Candidate
+from .clients import Client
 
-__all__ = ["Timing", "measure", "paired_difference", "pinned", "summarise"]
+__all__ = ["Timings", "measure", "pinned"]
 
 
 @contextlib.contextmanager
 def pinned() -> Iterator[tuple[int | None, int | None]]:
-    """Pin this thread to one CPU; yields (that CPU, another one for a server) or Nones."""
+    """Pin this thread to one CPU; yields (that CPU, another one for a server) or Nones.
+
+    A process moved between CPUs is a large part of a small virtual machine's noise.
+    """
     if not hasattr(os, "sched_setaffinity"):
         yield None, None
         return
     before = os.sched_getaffinity(0)
     cpus = sorted(before)
-    mine = cpus[-1]
-    other = cpus[0] if len(cpus) > 1 else None
     try:
-        os.sched_setaffinity(0, {mine})
+        os.sched_setaffinity(0, {cpus[-1]})
     except OSError:
         yield None, None
         return
     try:
-        yield mine, other
+        yield cpus[-1], (cpus[0] if len(cpus) > 1 else None)
     finally:
         os.sched_setaffinity(0, before)
 
 
-@dataclass
-class Timing:
-    """The summary of one candidate's rounds."""
-
-    name: str
-    kind: str
-    description: str
-    rounds_us: list[float]
-    us: float  # median microseconds per request
-    rps: float  # requests per second at that median
-    ratio: float  # median over rounds of candidate us / floor us
-    added_us: float  # median over rounds of candidate us - floor us
-    throughput_ratio: float  # median over rounds of candidate rps / floor rps
-    iqr: float  # interquartile range of the rounds / median
-    errors: int  # non-200 answers during the rounds
+def median_interval(values: list[float]) -> tuple[float, float]:
+    """A 95 % confidence interval of the median of *values* (order statistics)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    k = max(0, math.floor(n / 2 - 1.96 * math.sqrt(n) / 2))
+    return ordered[k], ordered[n - 1 - k]
 
 
-#: Rounds between two garbage collections (which are never timed).
-COLLECT_EVERY = 25
+class Timings:
+    """Microseconds per request of each client, one figure per round."""
 
+    def __init__(self, rounds_us: dict[str, list[float]]) -> None:
+        self.rounds_us = rounds_us
 
-def _warm(candidate: Candidate, count: int) -> None:
-    for _ in range(count):
-        status = candidate.call()
-        if status != 200:
-            raise RuntimeError(f"{candidate.name} answered {status} during the warm-up")
+    def us(self, name: str) -> float:
+        """The client's median time per request."""
+        return statistics.median(self.rounds_us[name])
+
+    def ratio(self, name: str, to: str = "floor") -> float:
+        """Median over rounds of this client's time ÷ *to*'s."""
+        pairs = zip(self.rounds_us[name], self.rounds_us[to], strict=True)
+        return statistics.median(a / b for a, b in pairs)
+
+    def throughput_ratio(self, name: str, to: str = "floor") -> float:
+        """Median over rounds of this client's requests per second ÷ *to*'s."""
+        pairs = zip(self.rounds_us[name], self.rounds_us[to], strict=True)
+        return statistics.median(b / a for a, b in pairs)
+
+    def differences(self, name: str, to: str) -> list[float]:
+        """Per round: this client's µs per request less *to*'s."""
+        return [a - b for a, b in zip(self.rounds_us[name], self.rounds_us[to], strict=True)]
+
+    def added_us(self, name: str, to: str = "floor") -> float:
+        """Median over rounds of this client's µs per request less *to*'s."""
+        return statistics.median(self.differences(name, to))
+
+    @property
+    def noise_us(self) -> float:
+        """The far end of the 95 % interval of floor-again less floor (see the module)."""
+        low, high = median_interval(self.differences("floor-again", "floor"))
+        return max(abs(low), abs(high))
 
 
 def measure(
-    candidates: list[Candidate], per_round: int, rounds: int, warmup: int, settle: int = 0
-) -> tuple[dict[str, list[float]], dict[str, int]]:
-    """Microseconds per request of each candidate in each round, and non-200 counts.
+    clients: list[Client], per_round: int, rounds: int, warmup: int, settle: int = 5
+) -> Timings:
+    """Time *rounds* rounds of *per_round* requests of every client, then close them.
 
-    Each timed block is preceded by *settle* untimed requests of the same candidate.
-    CPython 3.11+ specialises bytecode for the types it meets: requests' and urllib3's
-    code, shared by all the candidates, is specialised for the adapter and session
-    classes of whichever candidate ran last, and a candidate with classes of its own (a
-    ``CriteoAdapter``, an ``OAuth2Session``) would otherwise be timed while that code
-    re-specialises for it. A program with one kind of session never pays that.
-
-    The garbage collector stays off while timing; it runs between rounds, every
-    :data:`COLLECT_EVERY` rounds, outside the timed loops.
+    Each answer must be a 200.
     """
-    for candidate in candidates:
-        _warm(candidate, warmup)
-    samples: dict[str, list[float]] = {c.name: [] for c in candidates}
-    errors: dict[str, int] = {c.name: 0 for c in candidates}
-    count = len(candidates)
-    clock = time.perf_counter_ns
+    try:
+        return _measure(clients, per_round, rounds, warmup, settle)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def _measure(
+    clients: list[Client], per_round: int, rounds: int, warmup: int, settle: int
+) -> Timings:
+
+    def call(client: Client) -> None:
+        status = client.call().status_code
+        if status != 200:
+            raise RuntimeError(f"{client.name} answered {status}")
+
+    for client in clients:
+        if client.prime is not None:
+            client.prime()
+        for _ in range(warmup):
+            call(client)
+    samples: dict[str, list[float]] = {c.name: [] for c in clients}
     gc.collect()
     gc.disable()
     try:
-        for round_index in range(rounds):
-            shift = round_index % count
-            for candidate in candidates[shift:] + candidates[:shift]:
-                call = candidate.call
-                failed = 0
+        for index in range(rounds):
+            shift = index % len(clients)
+            for client in clients[shift:] + clients[:shift]:
                 for _ in range(settle):
-                    if call() != 200:
-                        failed += 1
-                start = clock()
+                    call(client)
+                start = time.perf_counter_ns()
                 for _ in range(per_round):
-                    if call() != 200:
-                        failed += 1
-                elapsed = clock() - start
-                samples[candidate.name].append(elapsed / per_round / 1000.0)
-                errors[candidate.name] += failed
-            if round_index % COLLECT_EVERY == COLLECT_EVERY - 1:
+                    call(client)
+                elapsed = time.perf_counter_ns() - start
+                samples[client.name].append(elapsed / per_round / 1000)
+            if index % 25 == 24:
                 gc.collect()
     finally:
         gc.enable()
-    return samples, errors
-
-
-def _iqr(values: list[float]) -> float:
-    if len(values) < 2:
-        return 0.0
-    quartiles = statistics.quantiles(values, n=4)
-    return quartiles[2] - quartiles[0]
-
-
-def paired_difference(a: Timing, b: Timing) -> float:
-    """Median over rounds of a's µs minus b's µs in the same round."""
-    return statistics.median(x - y for x, y in zip(a.rounds_us, b.rounds_us, strict=True))
-
-
-def summarise(
-    candidates: list[Candidate], samples: dict[str, list[float]], errors: dict[str, int]
-) -> list[Timing]:
-    """One :class:`Timing` per candidate, relative to the floor's rounds."""
-    floor_name = next(c.name for c in candidates if c.kind == FLOOR)
-    floor = samples[floor_name]
-    timings = []
-    for candidate in candidates:
-        rounds_us = samples[candidate.name]
-        median = statistics.median(rounds_us)
-        pairs = list(zip(rounds_us, floor, strict=True))
-        timings.append(
-            Timing(
-                name=candidate.name,
-                kind=candidate.kind,
-                description=candidate.description,
-                rounds_us=rounds_us,
-                us=median,
-                rps=1e6 / median,
-                ratio=statistics.median(c / f for c, f in pairs),
-                added_us=statistics.median(c - f for c, f in pairs),
-                throughput_ratio=statistics.median(f / c for c, f in pairs),
-                iqr=_iqr(rounds_us) / median,
-                errors=errors[candidate.name],
-            )
-        )
-    return timings
+    return Timings(samples)

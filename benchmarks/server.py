@@ -1,74 +1,44 @@
-"""A small, fast HTTP/1.1 keep-alive server for the loopback benchmark, in its own process.
+"""A small, fast HTTP/1.1 keep-alive server for the loopback runs, in its own process.
 
-``python -m benchmarks.server`` binds ``127.0.0.1`` on a free port, prints the port on its
-first line of output, and serves until its standard input is closed (so it never outlives
-the benchmark). It is an asyncio ``Protocol`` that parses requests by their blank line and
-``Content-Length`` and answers each with a response built in advance:
-
-* ``/oauth2/token``: a client-credentials token answer (``expires_in`` 900);
-* any other path: a small JSON body when the request carries ``Authorization: Bearer``,
-  else a 401 with Criteo's error envelope.
-
-Pipelined requests are answered in order in one write. It does far less work per request
-than the client, so that the single-threaded client is what the benchmark measures.
-:class:`LoopbackServer` starts it and stops it from the benchmark's process.
+``python -m benchmarks.server`` listens on ``127.0.0.1`` on a free port, prints the port,
+and serves until its standard input closes, so it never outlives the benchmark;
+:func:`loopback_server` starts and stops it. It answers as :mod:`benchmarks.transport`
+does in memory: a token on ``/oauth2/token``, a small JSON body to a request carrying
+``Authorization: Bearer``, a 401 otherwise. Each answer is built in advance: the server
+does far less per request than the client, so that the client is what is measured.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 
-__all__ = ["API_BODY", "ROOT", "UNAUTHORIZED_BODY", "LoopbackServer", "child_env", "main"]
+from .transport import API_BODY, UNAUTHORIZED_BODY, token_body
 
-_TOKEN_LINE = b" /oauth2/token"
-_BEARER = b"\r\nauthorization: bearer "
-_LENGTH = b"\r\ncontent-length:"
-_CLOSE = b"\r\nconnection: close"
-#: The API answer: small, as Criteo's ``/me`` (also the in-memory transport's).
-API_BODY = b'{"data":{"id":"fake-client-id","type":"Application","attributes":{}}}'
-#: The 401 answer, as Criteo's error envelope (also the in-memory transport's).
-UNAUTHORIZED_BODY = (
-    b'{"errors":[{"type":"authorization","code":"authorization-token-invalid",'
-    b'"title":"The authorization header is invalid"}]}'
-)
-_TOKEN_BODY = (
-    b'{"access_token":"bench.loopback.' + b"A" * 690 + b'","token_type":"Bearer","expires_in":900}'
-)
-#: The project's root, from which the benchmarks' child processes run.
-ROOT = str(Path(__file__).resolve().parent.parent)
+__all__ = ["loopback_server", "main"]
+
+#: The project's root, from which the server's process runs.
+_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
-def child_env(**extra: str) -> dict[str, str]:
-    """This process's environment, with the project on ``PYTHONPATH``, plus *extra*."""
-    env = dict(os.environ, **extra)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
-    return env
+def _answer(status: bytes, body: bytes) -> bytes:
+    head = b"HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    return head % (status, len(body)) + body
 
 
-def _response(status: bytes, body: bytes) -> bytes:
-    return (
-        b"HTTP/1.1 "
-        + status
-        + b"\r\nContent-Type: application/json\r\nContent-Length: "
-        + str(len(body)).encode()
-        + b"\r\n\r\n"
-        + body
-    )
-
-
-_OK = _response(b"200 OK", API_BODY)
-_TOKEN = _response(b"200 OK", _TOKEN_BODY)
-_UNAUTHORIZED = _response(b"401 Unauthorized", UNAUTHORIZED_BODY)
+_OK = _answer(b"200 OK", API_BODY)
+_TOKEN = _answer(b"200 OK", token_body("loopback"))
+_UNAUTHORIZED = _answer(b"401 Unauthorized", UNAUTHORIZED_BODY)
 
 
 class _Protocol(asyncio.Protocol):
-    """One keep-alive connection: answers every complete request in the buffer."""
+    """One keep-alive connection: answers every complete request in its buffer."""
 
     def __init__(self) -> None:
         self.buffer = bytearray()
@@ -79,125 +49,61 @@ class _Protocol(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        buffer = self.buffer
-        buffer += data
-        answers: list[bytes] = []
-        close = False
-        while True:
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
-                break
-            head = bytes(buffer[:end]).lower()
+        self.buffer += data
+        answers = []
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = bytes(self.buffer[:end]).lower()
             length = 0
-            at = head.find(_LENGTH)
-            if at >= 0:
-                stop = head.find(b"\r\n", at + 2)
-                length = int(head[at + len(_LENGTH) : stop if stop >= 0 else len(head)])
-            total = end + 4 + length
-            if len(buffer) < total:
+            for line in head.split(b"\r\n"):
+                if line.startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            if len(self.buffer) < end + 4 + length:
                 break
-            del buffer[:total]
-            line_end = head.find(b"\r\n")
-            request_line = head if line_end < 0 else head[:line_end]
-            if _TOKEN_LINE in request_line:
+            del self.buffer[: end + 4 + length]
+            if head.split(b"\r\n", 1)[0].split(b" ")[1].endswith(b"/oauth2/token"):
                 answers.append(_TOKEN)
-            elif _BEARER in head:
+            elif b"\r\nauthorization: bearer " in head:
                 answers.append(_OK)
             else:
                 answers.append(_UNAUTHORIZED)
-            if _CLOSE in head:
-                close = True
-                break
         if answers and self.transport is not None:
             self.transport.write(b"".join(answers))
-            if close:
-                self.transport.close()
-
-
-def _wait_for_stdin_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Future[None]) -> None:
-    sys.stdin.buffer.read()
-
-    def finish() -> None:
-        if not stop.done():
-            stop.set_result(None)
-
-    loop.call_soon_threadsafe(finish)
-
-
-async def _serve() -> None:
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(_Protocol, "127.0.0.1", 0, backlog=256)
-    port = server.sockets[0].getsockname()[1]
-    sys.stdout.write(f"{port}\n")
-    sys.stdout.flush()
-    stop: asyncio.Future[None] = loop.create_future()
-    threading.Thread(target=_wait_for_stdin_eof, args=(loop, stop), daemon=True).start()
-    async with server:
-        await stop
 
 
 def main() -> None:
     """Serve until standard input closes."""
-    asyncio.run(_serve())
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(loop.create_server(_Protocol, "127.0.0.1", 0, backlog=256))
+    print(server.sockets[0].getsockname()[1], flush=True)
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    sys.stdin.buffer.read()
 
 
-class LoopbackServer:
-    """Runs :func:`main` in a child process; ``url`` is ``http://127.0.0.1:PORT``."""
-
-    def __init__(self, cpu: int | None = None) -> None:
-        self.cpu = cpu  # the CPU to run on, when given
-        self.process: subprocess.Popen[bytes] | None = None
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        """The server's base URL."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> LoopbackServer:
-        """Start the child (on its CPU, when given) and wait until it listens."""
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.server"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            cwd=ROOT,
-            env=child_env(),
-        )
-        if self.cpu is not None and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(self.process.pid, {self.cpu})
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line.strip().isdigit():
-            self.stop()
-            raise RuntimeError("the loopback server did not start")
-        self.port = int(line)
-        return self
-
-    def stop(self) -> None:
-        """Close the child's standard input and wait for it to end (kill it if it hangs)."""
-        process, self.process = self.process, None
-        if process is None:
-            return
-        if process.stdin is not None:
-            process.stdin.close()
+@contextlib.contextmanager
+def loopback_server(cpu: int | None = None) -> Iterator[str]:
+    """Run the server in a child process (on *cpu*, when given); yields its base URL."""
+    path = os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.server"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=_ROOT,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        if cpu is not None:
+            os.sched_setaffinity(process.pid, {cpu})
+        yield f"http://127.0.0.1:{int(process.stdout.readline())}"
+    finally:
+        process.stdin.close()
+        process.stdout.close()
         try:
             process.wait(5)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
-        if process.stdout is not None:
-            process.stdout.close()
-
-    def __enter__(self) -> LoopbackServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 if __name__ == "__main__":
