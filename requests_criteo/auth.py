@@ -35,10 +35,10 @@ from requests.utils import default_user_agent
 from . import _origins
 from .__version__ import __version__
 from ._cache import Timer, Token, TokenCache, shared_cache
+from ._reading import read_capped
 from ._source import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, TokenSource, store_key
 from ._text import Secret
 from ._token import TokenEndpoint
-from .envelope import read_capped
 from .exceptions import CriteoAuthError, MissingCredentialsError
 from .retry import CriteoRetry
 from .stores import StoredToken, TokenStore
