@@ -6,16 +6,20 @@ FakeCriteo on 127.0.0.1.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
 import requests
 import responses
 from oauthlib.oauth2 import BackendApplicationClient
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from requests_criteo import (
     USER_AGENT,
@@ -25,6 +29,7 @@ from requests_criteo import (
     TokenCache,
     TokenRequestError,
 )
+from requests_criteo._answer import MAX_TOKEN_BODY
 from requests_criteo._token import TokenEndpoint
 from requests_criteo.testing import FakeCriteo
 
@@ -401,3 +406,55 @@ def test_retry_waits_are_logged_at_info(
         "attempt 2 in 0.50 s" in r.getMessage() and r.levelno == logging.INFO
         for r in caplog.records
     )
+
+
+# -- any transport adapter ----------------------------------------------------------------------
+
+
+class BytesAdapter(HTTPAdapter):
+    """A transport whose answers carry an ``io.BytesIO`` as ``raw``, not urllib3's response.
+
+    It answers each request with the next of *answers*, ``(status, body)``.
+    """
+
+    def __init__(self, *answers: tuple[int, bytes]) -> None:
+        super().__init__()
+        self.answers = list(answers)
+
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        status, body = self.answers.pop(0)
+        response = requests.Response()
+        response.status_code = status
+        response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
+        response.raw = io.BytesIO(body)
+        response.url = request.url or ""
+        response.request = request
+        response.connection = self
+        return response
+
+
+def test_the_answer_is_read_through_a_transport_whose_raw_is_not_urllib3s(
+    cache: TokenCache, retry: CriteoRetry, sleeps: Sleeps
+) -> None:
+    answer = json.dumps(token_json()).encode()
+    adapter = BytesAdapter((503, b'{"error": "temporarily_unavailable"}'), (200, answer))
+    with requests.Session() as session:
+        session.mount(TOKEN_URL, adapter)
+        auth = CriteoAuth("client-1", SECRET, cache=cache, retry=retry, token_session=session)
+        assert fetch(auth) == TOKEN
+    assert adapter.answers == []
+    assert sleeps == [0.5]  # the 503 was counted and backed off like urllib3's own
+
+
+def test_a_huge_answer_through_any_transport_stops_at_the_cap(
+    cache: TokenCache, retry: CriteoRetry
+) -> None:
+    huge = json.dumps(token_json(padding="x" * (4 * MAX_TOKEN_BODY))).encode()
+    with requests.Session() as session:
+        session.mount(TOKEN_URL, BytesAdapter((200, huge)))
+        auth = CriteoAuth("client-1", SECRET, cache=cache, retry=retry, token_session=session)
+        with pytest.raises(InvalidTokenResponse, match="larger than"):
+            fetch(auth)
+    assert len(cache) == 0
