@@ -2,9 +2,9 @@
 
 What lives here: :class:`TokenEndpoint`, which posts an OAuth2 token request through a
 private session and returns a :class:`~requests_criteo._cache.Token` or raises one of
-:mod:`requests_criteo.exceptions`. What does not: deciding *when* to ask (the cache,
-the auth), building the form (:mod:`.auth`), judging the answer (:mod:`._answer`), the
-capped read (:mod:`._reading`).
+:mod:`requests_criteo.exceptions`; :class:`RequestsTransport`, which builds one. What does
+not: deciding *when* to ask (the cache, the auth), building the form (:mod:`.auth`),
+judging the answer (:mod:`._answer`), the capped read (:mod:`._reading`).
 
 Rules it keeps, whatever the user's own requests configuration says:
 
@@ -30,11 +30,13 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import default_user_agent
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 from urllib3.response import BaseHTTPResponse, HTTPResponse
 
+from .__version__ import __version__
 from ._answer import MAX_TOKEN_BODY, judge, length_refusal, size_refusal
 from ._cache import Token
 from ._reading import read_capped
@@ -44,6 +46,8 @@ from .retry import CriteoRetry
 
 log = logging.getLogger("requests_criteo")
 
+#: The User-Agent of every request the library sends: requests' own, then ours.
+USER_AGENT = f"{default_user_agent()} requests-criteo/{__version__}"
 _FORM_HEADERS = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"}
 
 
@@ -366,3 +370,29 @@ class TokenEndpoint:
             response.close()  # closes the connection of a body left unread
         refused = refused or size_refusal(body)
         return refused if refused is not None else (response, Answer(body))
+
+
+class RequestsTransport:
+    """Builds a credential's TokenEndpoint on requests; pickles without its session.
+
+    :param session: the session token requests go through; a private one per endpoint
+        when ``None``. A session belongs to its process: a pickle leaves it out.
+    """
+
+    def __init__(self, session: requests.Session | None = None) -> None:
+        self.session = session
+
+    def __call__(
+        self, url: str, *, timeout: tuple[float, float], deadline: float, retry: CriteoRetry
+    ) -> TokenEndpoint:
+        return TokenEndpoint(
+            url,
+            timeout=timeout,
+            deadline=deadline,
+            retry=retry,
+            user_agent=USER_AGENT,
+            session=self.session,
+        )
+
+    def __reduce__(self) -> tuple[type[RequestsTransport], tuple[()]]:
+        return (RequestsTransport, ())

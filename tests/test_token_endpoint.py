@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -30,7 +31,7 @@ from requests_criteo import (
     TokenRequestError,
 )
 from requests_criteo._answer import MAX_TOKEN_BODY
-from requests_criteo._token import TokenEndpoint
+from requests_criteo._token import RequestsTransport, TokenEndpoint
 from requests_criteo.testing import FakeCriteo
 
 from .conftest import (
@@ -458,3 +459,24 @@ def test_a_huge_answer_through_any_transport_stops_at_the_cap(
         with pytest.raises(InvalidTokenResponse, match="larger than"):
             fetch(auth)
     assert len(cache) == 0
+
+
+def test_the_requests_transport_builds_endpoints_and_pickles_without_its_session(
+    retry: CriteoRetry,
+) -> None:
+    with requests.Session() as session:
+        transport = RequestsTransport(session)
+        endpoint = transport(TOKEN_URL, timeout=(2.0, 3.0), deadline=9.0, retry=retry)
+        assert (endpoint.url, endpoint.timeout, endpoint.deadline) == (TOKEN_URL, (2.0, 3.0), 9.0)
+        assert endpoint.retry is retry
+        assert endpoint.session is session
+        assert endpoint.user_agent == USER_AGENT
+        copy = pickle.loads(pickle.dumps(transport))
+    assert isinstance(copy, RequestsTransport)
+    assert copy.session is None  # a session belongs to the process that made it
+    private = copy(TOKEN_URL, timeout=(2.0, 3.0), deadline=9.0, retry=retry)
+    try:
+        assert private.session is not session
+        assert private.user_agent == USER_AGENT
+    finally:
+        private.session.close()
