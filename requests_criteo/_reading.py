@@ -7,25 +7,27 @@ is still the caller's to read. What does not: what the bytes mean (:mod:`._answe
 :mod:`.envelope`).
 
 Only requests' public interface is used, so any transport adapter works, not only
-urllib3's: ``iter_content`` reads, ``raw`` is swapped for the bytes kept, ``content``
-gives them back. Nothing private of requests or urllib3 is read or written.
+urllib3's: ``iter_content`` reads, ``content`` is filled from the bytes kept (``raw`` is
+lent to them for that one read), ``close`` closes or releases the connection. Nothing
+private of requests or urllib3 is read or written.
 """
 
 from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import requests
 
 #: Bytes asked for per read when reading is bounded in time (*within* or *stop*). urllib3's
 #: ``read(n)`` waits until *n* bytes came (or the body ended): against a server trickling
 #: one byte a tick, a bounded read overshoots its bound by up to this many ticks. Measured
-#: on loopback (Python 3.11, urllib3 2.8), a 64 KiB body takes 290 ms in 1-byte reads,
-#: 95 ms in 4, 45 ms in 8, 15 ms in 16, 0.1 ms in 8192. At 8, a 401 trickled at 50 ms a
-#: byte stops 0.4 s past its second, and the largest 401 kept (64 KiB) takes 45 ms; a
-#: token answer (about 1.5 KB) takes a millisecond.
+#: on loopback (Python 3.11, urllib3 2.8, a busy machine), a 64 KiB body takes about
+#: 320 ms in 1-byte reads, 75-120 ms in 4, 40-60 ms in 8, 22-30 ms in 16, 0.1 ms in 8192.
+#: At 8, a 401 trickled at 50 ms a byte stops at most 0.4 s past its second (0.8 s at 16;
+#: measured 1.24 s in all, 1.67 s at 16), the largest 401 kept (64 KiB) takes 40-60 ms,
+#: and a token answer (1.5 KB) about a millisecond.
 BOUNDED_CHUNK = 8
 #: Bytes asked for per read when nothing bounds the time (an error body for its envelope).
 CHUNK = 8192
@@ -36,10 +38,11 @@ def body_unread(response: requests.Response) -> bool:
 
     No public flag of requests says so; the body's file (``response.raw``) does. Reading a
     body to its end closes urllib3's file (``raw.closed``), so a body read by requests
-    (``stream=False``, ``.content``, ``iter_content`` to the end) is not unread. A
-    transport's own file that can seek (an ``io.BytesIO``, or the bytes :func:`read_capped`
-    kept) is unread while it is short of its end. A file that says neither counts as
-    unread, which errs on the safe side: :func:`~requests_criteo.envelope` leaves it alone.
+    (``stream=False``, ``.content``, ``iter_content`` to the end) is not unread, nor is
+    one :func:`read_capped` cut short (it closes the file). A transport's own file that
+    can seek (an ``io.BytesIO``) is unread while it is short of its end. A file that says
+    neither counts as unread, which errs on the safe side: :func:`~requests_criteo.envelope`
+    leaves it alone.
     """
     raw = response.raw
     if raw is None or getattr(raw, "closed", False):
@@ -63,13 +66,14 @@ def read_capped(
 ) -> bytes:
     """Read *response*'s body, keep at most *limit* bytes of it, and return them.
 
-    Returns up to ``limit + 1`` bytes: one more than *limit* says there was more. Reading
-    stops after *within* seconds, or as soon as *stop* returns true (each is checked
-    between reads of :data:`BOUNDED_CHUNK` bytes, whose wait the request's read timeout
-    bounds). A body cut short (over the limit, out of time, stopped, or unreadable) has
-    its connection closed, never handed back to the pool half-read; a body read to its
-    end gives its connection back. Afterwards ``response.content``, ``.text`` and
-    ``.json()`` give the bytes kept.
+    Returns up to ``limit + 1`` bytes: one more than *limit* says there was more; no more
+    than that is read. Reading stops after *within* seconds, or once *stop* returns true:
+    both are checked between reads of at most :data:`BOUNDED_CHUNK` bytes, each byte of
+    which the request's read timeout bounds. A body cut short (over the limit, out of time,
+    stopped, or unreadable) has its connection closed, never handed back to the pool
+    half-read; a body read to its end gives its connection back. Afterwards
+    ``response.content``, ``.text`` and ``.json()`` give the bytes kept, and
+    ``response.raw`` is the body's file as it was (its headers, its cookies).
 
     A body already read is returned as requests kept it (``b""`` if ``iter_content``
     streamed it away). A body that cannot be read gives what came before the failure, or
@@ -77,18 +81,18 @@ def read_capped(
     """
     if not body_unread(response):
         return _content(response)
-    bounded = within is not None or stop is not None
+    step = BOUNDED_CHUNK if within is not None or stop is not None else CHUNK
     deadline = None if within is None else time.monotonic() + within
     # A response of our own to iterate, so that the caller's is not marked consumed; its
     # close() closes the connection when the body was not read to its end (requests
     # then closes raw) and otherwise gives it back to the pool (raw.release_conn).
+    raw = response.raw
     reader = requests.Response()
-    reader.raw = response.raw
-    chunks = reader.iter_content(BOUNDED_CHUNK if bounded else CHUNK)
+    reader.raw = raw
     kept = bytearray()
     whole = False
     try:
-        whole = _take(chunks, kept, limit + 1, deadline, stop)
+        whole = _take(reader, kept, limit + 1, step, deadline, stop)
     except Exception:  # a broken body must stop neither a resend nor an error report
         if strict:
             raise
@@ -96,23 +100,28 @@ def read_capped(
         reader.close()
     if whole and not kept:
         return _content(response)  # nothing left: requests may have read it before us
+    # requests reads .content from raw once and keeps it: read the kept bytes in, then
+    # give the response its own raw back (its headers and cookies are read from there).
     response.raw = io.BytesIO(bytes(kept[:limit]))
-    _ = response.content  # read now: the kept bytes are requests' to hand out
+    _ = response.content
+    response.raw = raw
     return bytes(kept)
 
 
 def _take(
-    chunks: Iterator[bytes],
+    reader: requests.Response,
     kept: bytearray,
     size: int,
+    step: int,
     deadline: float | None,
     stop: Callable[[], bool] | None,
 ) -> bool:
-    """Add chunks to *kept*, up to *size* bytes; whether the body ended before any bound."""
+    """Add *reader*'s body to *kept*, up to *size* bytes; whether it ended within bounds."""
     while not (stop is not None and stop()):
         if deadline is not None and time.monotonic() >= deadline:
             break
-        chunk = next(chunks, None)
+        # An iterator per read, so that no read asks for more than the cap still allows.
+        chunk = next(reader.iter_content(min(step, size - len(kept))), None)
         if chunk is None:
             return True
         kept += chunk

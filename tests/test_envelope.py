@@ -252,7 +252,9 @@ def test_a_stream_through_any_transport_is_left_to_the_caller_then_read_capped()
 def test_read_capped_keeps_the_limit_and_says_there_was_more() -> None:
     with bytes_session(401, b"x" * 100) as s:
         r = s.get(URL, stream=True)
+    raw = r.raw
     assert read_capped(r, 10) == b"x" * 11
+    assert r.raw is raw  # the body's own file stays: its headers and cookies are read there
     assert r.content == b"x" * 10
     assert r.text == "x" * 10
     assert read_capped(r, 10) == b"x" * 10  # read already: what was kept
