@@ -1,9 +1,10 @@
 """The token endpoint's answer judged: its bytes and status in, a token or an error out.
 
 What lives here: :func:`judge`, which turns an answer that was read into a
-:class:`~requests_criteo._cache.Token` or the error to raise, and the checks it makes.
-What does not: HTTP (sending, retrying, reading the body: :mod:`._token`); nothing here
-imports requests, so every check can be tested on bytes alone.
+:class:`~requests_criteo._cache.Token` or the error to raise, and the checks it makes;
+:data:`MAX_TOKEN_BODY` and the errors for an answer longer than that. What does not:
+HTTP (sending, retrying, reading the body: :mod:`._token`). This module imports nothing
+of requests (its errors come from :mod:`.exceptions`): every check runs on bytes alone.
 
 Errors are returned, not raised: a frame that raises while it handles an answer would
 chain that answer to the error (``__context__``), and error trackers print frame locals.
@@ -47,7 +48,7 @@ def judge(
         )
     data = _json(body)
     if status >= 400 or (isinstance(data, dict) and "error" in data):
-        return refusal(body, status, secrets)
+        return _refusal(body, status, secrets)
     if not isinstance(data, dict):
         return _not_an_object(body, data, status)
     problem = _unusable(data, status, secrets)
@@ -62,7 +63,7 @@ def judge(
     )
 
 
-def refusal(body: bytes, status: int, secrets: Sequence[str]) -> TokenRequestError:
+def _refusal(body: bytes, status: int, secrets: Sequence[str]) -> TokenRequestError:
     """The error for a refusal; every piece of server text in it made safe."""
     data = _json(body)
     error = description = trace_id = None

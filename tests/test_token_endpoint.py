@@ -18,6 +18,8 @@ from urllib.parse import parse_qsl
 import pytest
 import requests
 import responses
+from hypothesis import given
+from hypothesis import strategies as st
 from oauthlib.oauth2 import BackendApplicationClient
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
@@ -25,12 +27,14 @@ from requests.structures import CaseInsensitiveDict
 from requests_criteo import (
     USER_AGENT,
     CriteoAuth,
+    CriteoAuthError,
     CriteoRetry,
     InvalidTokenResponse,
     TokenCache,
     TokenRequestError,
 )
-from requests_criteo._answer import MAX_TOKEN_BODY
+from requests_criteo._answer import MAX_TOKEN_BODY, judge
+from requests_criteo._cache import Token
 from requests_criteo._token import RequestsTransport, TokenEndpoint
 from requests_criteo.testing import FakeCriteo
 
@@ -480,3 +484,44 @@ def test_the_requests_transport_builds_endpoints_and_pickles_without_its_session
         assert private.user_agent == USER_AGENT
     finally:
         private.session.close()
+
+
+# -- the answer judged on bytes alone -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "kind"),
+    [
+        (json.dumps(token_json()).encode(), 200, Token),
+        (b"<html>oops</html>", 200, InvalidTokenResponse),
+        (b'{"error": "invalid_client"}', 200, TokenRequestError),
+        (b'{"error": "invalid_client"}', 401, TokenRequestError),
+        (b"", 302, TokenRequestError),
+    ],
+)
+def test_judge_turns_bytes_and_a_status_into_a_token_or_an_error(
+    body: bytes, status: int, kind: type
+) -> None:
+    outcome = judge(body, status, 5.0, [SECRET])
+    assert type(outcome) is kind
+    if isinstance(outcome, Token):
+        assert (outcome.access_token, outcome.obtained_at) == (TOKEN, 5.0)
+
+
+#: Answers whose every text field echoes the secret, as a server echoing the form would.
+ECHOING_ANSWERS = st.dictionaries(
+    st.sampled_from(
+        ["error", "error_description", "traceId", "access_token", "token_type", "expires_in"]
+    ),
+    st.one_of(st.text(max_size=20).map(lambda text: text + SECRET), st.integers(), st.none()),
+)
+
+
+@given(answer=ECHOING_ANSWERS, status=st.integers(100, 599))
+def test_judge_never_raises_and_never_echoes_the_secret(
+    answer: dict[str, object], status: int
+) -> None:
+    outcome = judge(json.dumps(answer).encode(), status, 0.0, [SECRET])
+    assert isinstance(outcome, (Token, CriteoAuthError))
+    assert not isinstance(outcome, Token)  # a token holding the secret is never taken
+    assert_no_secret(str(outcome))
