@@ -77,15 +77,15 @@ class _Attempt:
             _shut(sock)
 
     def abandon(self) -> None:
-        # Shut down under the lock, so never after the worker forgot its socket. (A body
-        # read to its end goes back to the pool within urllib3's last read, just before
-        # done_with; a socket shut down in the pool is found dropped and replaced there.)
+        # Under the lock, so never after the worker forgot its socket. (A body read to its
+        # end goes back to the pool within urllib3's last read, just before done_with; a
+        # socket shut down there is found dropped when next taken, and replaced.)
         with self._lock:
             self.abandoned = True
             _shut(self._sock)
 
     def done_with(self) -> None:
-        """Called by the worker before its connection goes back to the pool."""
+        """Called by the worker once it has read the answer, or given up on it."""
         with self._lock:
             self._sock = None
 
