@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from requests.cookies import extract_cookies_to_jar
 
-from .envelope import read_capped
+from ._reading import read_capped
 
 if TYPE_CHECKING:
     import requests

@@ -1,9 +1,10 @@
-"""The token endpoint: sending the form, retrying, reading and checking the answer.
+"""The token endpoint: sending the form, retrying, and reading the answer.
 
 What lives here: :class:`TokenEndpoint`, which posts an OAuth2 token request through a
 private session and returns a :class:`~requests_criteo._cache.Token` or raises one of
-:mod:`requests_criteo.exceptions`. What does not: deciding *when* to ask (the cache and
-the auth do that) and building the form (oauthlib's clients, in :mod:`.auth`).
+:mod:`requests_criteo.exceptions`; :class:`RequestsTransport`, which builds one. What does
+not: deciding *when* to ask (the cache, the auth), building the form (:mod:`.auth`),
+judging the answer (:mod:`._answer`), the capped read (:mod:`._reading`).
 
 Rules it keeps, whatever the user's own requests configuration says:
 
@@ -19,49 +20,40 @@ Rules it keeps, whatever the user's own requests configuration says:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import requests
-from oauthlib.oauth2.rfc6749.parameters import parse_token_response
 from requests.adapters import HTTPAdapter
-from requests.auth import AuthBase
+from requests.utils import default_user_agent
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import MaxRetryError, NewConnectionError
-from urllib3.response import BaseHTTPResponse
+from urllib3.response import BaseHTTPResponse, HTTPResponse
 
 from .__version__ import __version__
-from ._cache import Token, lifetime_from
-from ._text import Answer, Secret, Secrets, safe_text, secret_forms
-from .exceptions import CriteoAuthError, InvalidTokenResponse, TokenRequestError
+from ._answer import MAX_TOKEN_BODY, judge, length_refusal, size_refusal
+from ._cache import Token
+from ._reading import read_capped
+from ._text import Answer, Secret, Secrets
+from .exceptions import CriteoAuthError, TokenRequestError
 from .retry import CriteoRetry
 
 log = logging.getLogger("requests_criteo")
 
-#: The largest token answer read; a Criteo token answer is about 1.5 KB.
-MAX_TOKEN_BODY = 64 * 1024
-#: A token must be visible ASCII without spaces to go in an ``Authorization`` header.
-_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+#: The User-Agent of every request the library sends: requests' own, then ours.
+USER_AGENT = f"{default_user_agent()} requests-criteo/{__version__}"
+_FORM_HEADERS = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"}
 
 
-class _NoAuth(AuthBase):
+def _no_auth(r: requests.PreparedRequest) -> requests.PreparedRequest:
     """An auth that changes nothing; set so that requests never falls back to .netrc."""
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        return r
-
-    def __repr__(self) -> str:
-        return "<_NoAuth>"
-
-
-NO_AUTH = _NoAuth()
+    return r
 
 
 class _Attempt:
@@ -85,14 +77,15 @@ class _Attempt:
             _shut(sock)
 
     def abandon(self) -> None:
-        # Shut down under the lock: the worker forgets its socket (done_with) before the
-        # connection goes back to the pool, so a pooled socket is never shut down here.
+        # Under the lock, so never after the worker forgot its socket. (A body read to its
+        # end goes back to the pool within urllib3's last read, just before done_with; a
+        # socket shut down there is found dropped when next taken, and replaced.)
         with self._lock:
             self.abandoned = True
             _shut(self._sock)
 
     def done_with(self) -> None:
-        """Called by the worker before its connection goes back to the pool."""
+        """Called by the worker once it has read the answer, or given up on it."""
         with self._lock:
             self._sock = None
 
@@ -140,7 +133,7 @@ class _TokenAdapter(HTTPAdapter):
     """The private session's adapter: its connections can be cut off at the deadline.
 
     Through a proxy the stock connections are used (a SOCKS proxy brings its own classes):
-    an abandoned worker there stops at the next byte of the body, or at its read timeout
+    an abandoned worker there stops after its next read of the body, or at its read timeout
     while it waits for headers.
     """
 
@@ -149,30 +142,26 @@ class _TokenAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedHTTPSPool}
 
 
-def _trace_id(data: dict[str, Any]) -> str | None:
-    """Criteo's trace id from an answer: top level, or in its first error.
-
-    Returned whole: it is cut only after its secrets are replaced (a secret straddling the
-    cut would otherwise leave its first part in the message).
-    """
-    holders: list[dict[str, Any]] = [data]
-    errors = data.get("errors")
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        holders.append(errors[0])
-    for holder in holders:
-        for key in ("traceId", "traceIdentifier", "trace_id"):
-            value = holder.get(key)
-            if isinstance(value, str) and value:
-                return value
-    return None
-
-
 def _never_sent(exc: Exception) -> bool:
     """Whether the request surely never reached the server (no connection was made)."""
     if isinstance(exc, requests.ConnectTimeout):
         return True
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(reason, NewConnectionError)
+
+
+#: What one attempt brings back: the answer and its body, read within the cap, or a failure.
+_Outcome = tuple[requests.Response, Answer] | Exception
+
+
+@dataclass(frozen=True)
+class _Retryable:
+    """An attempt worth another: what went wrong, as the message and the policy need it."""
+
+    failure: str
+    status: int | None = None
+    headers: Mapping[str, str] | None = None
+    error: Exception | None = None
 
 
 class TokenEndpoint:
@@ -184,8 +173,8 @@ class TokenEndpoint:
     :param retry: the policy for 429, 5xx and connection errors.
     :param session: the session to send through; a private one when ``None``. A request
         abandoned at the deadline is cut off at once through the private session; through
-        an injected one, its worker stops at the next byte of the body, but while it waits
-        for headers only its read timeout ends it (nothing public reaches that socket).
+        an injected one, its worker stops after its next read of the body, but while it
+        waits for headers only its read timeout ends it (nothing public reaches that socket).
     :param clock: a monotonic clock for the deadline.
     """
 
@@ -211,7 +200,7 @@ class TokenEndpoint:
     @staticmethod
     def _new_session() -> requests.Session:
         session = requests.Session()
-        session.auth = NO_AUTH
+        session.auth = _no_auth
         adapter = _TokenAdapter()
         session.mount("https://", adapter)
         session.mount("http://", adapter)
@@ -237,122 +226,109 @@ class TokenEndpoint:
         # Wrapped so that a traceback's frame locals show "[secure]", not the secret.
         body, hidden = Secret(body), Secrets(secrets)
         start = self.clock()
-        # A token request changes nothing on the server: any method may be retried.
+        # Any method may be retried (a token request changes nothing on the server), and a
         # 500 too: a token endpoint that fails once is worth a second try.
         forcelist = frozenset(self.retry.status_forcelist or ()) | {500}
         policy = self.retry.new(allowed_methods=None, status_forcelist=forcelist)
-        attempt = 0
+        attempts = 0
         while True:
-            attempt += 1
             remaining = self.deadline - (self.clock() - start)
             if remaining <= 0:
                 raise TokenRequestError(
-                    f"no token after {attempt - 1} attempts within the {self.deadline:g} s deadline"
+                    f"no token after {attempts} attempts within the {self.deadline:g} s deadline"
                 )
-            obtained_at = timer()
-            outcome = self._attempt(body, remaining)
-            if isinstance(outcome, Exception):
-                # Raised here, outside any except block, so that the exception carries no
-                # __context__ leading back to the request and its form.
-                failure = f"could not reach the token endpoint ({type(outcome).__name__})"
-                if isinstance(outcome, CriteoAuthError):
-                    raise outcome
-                if not retry and not _never_sent(outcome):
-                    raise TokenRequestError(failure)
-                response, error = None, outcome
-            else:
-                response, answer = outcome
-                error = None
-                status = response.status_code
-                if status < 300:
-                    # Judged in a frame that is gone by the time anything is raised here: a
-                    # traceback's frames hold nothing of the answer but the hidden Answer.
-                    token = self._judge(answer, status, obtained_at, hidden)
-                    if isinstance(token, Token):
-                        return token
-                    raise token
-                if 300 <= status < 400:
-                    raise TokenRequestError(
-                        f"the token endpoint answered a redirect (HTTP {status}); it was not "
-                        "followed, so the client secret went nowhere else. Check token_url.",
-                        status_code=status,
-                    )
-                if not (policy.is_retry("POST", status) and (retry or status == 429)):
-                    raise self._refusal(answer, status, hidden)
-                failure = f"the token endpoint answered HTTP {status}"
-            wait = self._next_wait(policy, response, error)
-            status_code = response.status_code if response is not None else None
-            try:
-                policy = policy.increment(
-                    method="POST",
-                    url=self.url,
-                    response=response.raw if response is not None else None,
-                    error=error,
-                )
-            except MaxRetryError:
-                exhausted = True
-            else:
-                exhausted = False
-            if exhausted:
-                raise TokenRequestError(
-                    f"{failure}; gave up after {attempt} attempts", status_code=status_code
-                )
-            wait = policy.get_backoff_time() if wait is None else wait
-            remaining = self.deadline - (self.clock() - start)
-            if wait >= remaining:
-                raise TokenRequestError(
-                    f"{failure}; gave up after {attempt} attempts: the next one would pass "
-                    f"the {self.deadline:g} s deadline",
-                    status_code=status_code,
-                )
-            log.info("token request failed (%s); attempt %d in %.2f s", failure, attempt + 1, wait)
-            if wait > 0:
-                policy.sleep_func(wait)
+            attempts += 1
+            sent_at = timer()
+            # Settled in frames that are gone by the time anything is raised here, and
+            # raised outside any except block: nothing chains back to the form or answer.
+            outcome = self._settle(self._attempt(body, remaining), sent_at, hidden, policy, retry)
+            if isinstance(outcome, Token):
+                log.debug("token obtained from %s, lifetime %g s", self.url, outcome.lifetime)
+                return outcome
+            if isinstance(outcome, CriteoAuthError):
+                raise outcome
+            policy = self._back_off(policy, outcome, attempts, start)
 
-    def _attempt(self, body: str, remaining: float) -> tuple[requests.Response, Answer] | Exception:
+    @staticmethod
+    def _settle(
+        outcome: _Outcome, sent_at: float, secrets: Sequence[str], policy: CriteoRetry, retry: bool
+    ) -> Token | CriteoAuthError | _Retryable:
+        """What one attempt comes to: a token, the error to raise, or a reason to retry."""
+        if isinstance(outcome, CriteoAuthError):
+            return outcome
+        if not isinstance(outcome, Exception):
+            response, answer = outcome
+            status = response.status_code
+            if status >= 400 and policy.is_retry("POST", status) and (retry or status == 429):
+                failure = f"the token endpoint answered HTTP {status}"
+                return _Retryable(failure, status=status, headers=response.headers)
+            return judge(answer, status, sent_at, secrets)
+        if not isinstance(outcome, (requests.ConnectionError, requests.Timeout)):
+            return TokenRequestError(f"the token request failed ({type(outcome).__name__})")
+        failure = f"could not reach the token endpoint ({type(outcome).__name__})"
+        if not retry and not _never_sent(outcome):
+            return TokenRequestError(failure)
+        return _Retryable(failure, error=outcome)
+
+    def _back_off(
+        self, policy: CriteoRetry, retryable: _Retryable, attempts: int, start: float
+    ) -> CriteoRetry:
+        """Wait as the policy says before the next attempt; raise when there is none."""
+        answer = None  # the answer as urllib3's Retry reads one, whatever the transport
+        if retryable.status is not None:
+            answer = HTTPResponse(headers=retryable.headers, status=retryable.status)
+        asked = policy.get_retry_after(answer) if answer is not None else None
+        try:
+            policy = policy.increment(
+                method="POST", url=self.url, response=answer, error=retryable.error
+            )
+        except MaxRetryError:
+            wait, why = None, ""
+        else:
+            wait = policy.get_backoff_time() if asked is None else asked
+            why = f": the next one would pass the {self.deadline:g} s deadline"
+        if wait is None or wait >= self.deadline - (self.clock() - start):
+            raise TokenRequestError(  # here, not in the except block: no __context__
+                f"{retryable.failure}; gave up after {attempts} attempts{why}",
+                status_code=retryable.status,
+            )
+        log.info(
+            "token request failed (%s); attempt %d in %.2f s", retryable.failure, attempts + 1, wait
+        )
+        if wait > 0:
+            policy.sleep_func(wait)
+        return policy
+
+    def _attempt(self, body: str, remaining: float) -> _Outcome:
         """One request and its capped answer, in a worker thread bounded by *remaining*.
 
-        The read timeout restarts with every byte, so an endpoint that trickles its answer
-        could hold a caller far past the deadline; at the deadline the attempt is abandoned
-        instead, and the threads waiting for this token are released. The worker then
-        stops reading, closes the connection and ends: through the private session at
-        once, even while it waits for headers (its socket is shut down); through a session
-        the user injected, at the next byte of the body, or at its read timeout while it
-        waits for headers. Returns the exception (not raised) on failure.
+        The read timeout restarts with every byte, so only a deadline bounds an endpoint
+        that trickles: there the attempt is abandoned (see :class:`TokenEndpoint`) and the
+        threads waiting for this token go on. A failure is returned, not raised.
         """
         timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
-        done = threading.Event()
         attempt = _Attempt()
-        outcome: list[tuple[requests.Response, Answer] | Exception] = []
+        outcome: list[_Outcome] = []
 
         def run() -> None:
             _current.attempt = attempt
             try:
-                response = self._send(body, timeout)
-                outcome.append((response, self._read(response, attempt)))
+                outcome.append(self._read(self._send(body, timeout), attempt))
             except Exception as exc:  # handed to the caller's thread
                 if isinstance(exc, requests.RequestException):
                     exc.request = None  # its body is the form, client secret included
                     exc.response = None
                 outcome.append(exc)
-            finally:
-                done.set()
 
         worker = threading.Thread(target=run, name="requests-criteo-token", daemon=True)
         worker.start()
-        if not done.wait(remaining):
+        worker.join(remaining)
+        if worker.is_alive():
             attempt.abandon()
             return TokenRequestError(
                 f"the token endpoint did not answer within the {self.deadline:g} s deadline"
             )
-        result = outcome[0]
-        if isinstance(result, (requests.ConnectionError, requests.Timeout, CriteoAuthError)):
-            return result
-        if isinstance(result, Exception):  # anything else reading the answer
-            return TokenRequestError(
-                f"reading the token endpoint's answer failed ({type(result).__name__})"
-            )
-        return result
+        return outcome[0]
 
     def _send(self, body: str, timeout: tuple[float, float]) -> requests.Response:
         """One POST, straight to the transport adapter.
@@ -361,196 +337,47 @@ class TokenEndpoint:
         3xx body of any size), no response hooks and no cookies; the session still
         supplies its adapters and the environment's proxies and CA bundle.
         """
-        request = requests.Request(
-            "POST",
-            self.url,
-            data=body,
-            headers={
-                "Accept": "application/json",
-                "Content-Type": "application/x-www-form-urlencoded",
-                "User-Agent": self.user_agent,
-            },
-            auth=NO_AUTH,
-        )
+        headers = {**_FORM_HEADERS, "User-Agent": self.user_agent}
+        request = requests.Request("POST", self.url, data=body, headers=headers, auth=_no_auth)
         prepared = self.session.prepare_request(request)
         settings = self.session.merge_environment_settings(
             self.url, {}, stream=True, verify=None, cert=None
         )
         verify = settings["verify"] if settings["verify"] is not None else True
-        adapter = self.session.get_adapter(self.url)
-        return adapter.send(
-            prepared,
-            stream=True,
-            timeout=timeout,
-            verify=verify,
-            cert=settings["cert"],
-            proxies=settings["proxies"],
+        cert, proxies = settings["cert"], settings["proxies"]
+        return self.session.get_adapter(self.url).send(
+            prepared, stream=True, timeout=timeout, verify=verify, cert=cert, proxies=proxies
         )
 
     @staticmethod
-    def _next_wait(
-        policy: CriteoRetry, response: requests.Response | None, error: Exception | None
-    ) -> float | None:
-        if response is None or error is not None:
-            return None
-        return policy.get_retry_after(response.raw)
+    def _read(response: requests.Response, attempt: _Attempt) -> _Outcome:
+        """*response* and its body (capped; not read when too long), or the error (returned).
 
-    @staticmethod
-    def _read(response: requests.Response, attempt: _Attempt) -> Answer:
-        """The body of *response*, refusing more than :data:`MAX_TOKEN_BODY`.
-
-        Reading stops when *attempt* is abandoned. A body not read to its end has its
-        connection closed, never handed back to the pool half-read.
+        Reading stops when *attempt* is abandoned.
         """
-        chunks: list[bytes] = []
-        size = 0
-        finished = False
+        body, refused = b"", length_refusal(response.headers.get("Content-Length", "0"))
         try:
-            try:
-                declared = int(response.headers.get("Content-Length", "0"))
-            except ValueError:
-                raise InvalidTokenResponse(
-                    "the token endpoint sent an invalid Content-Length"
-                ) from None
-            if declared > MAX_TOKEN_BODY:
-                raise InvalidTokenResponse(
-                    f"the token endpoint's answer is {declared} bytes, more than the "
-                    f"{MAX_TOKEN_BODY} a token answer can be; it was not read"
+            if refused is None:
+                body = read_capped(
+                    response, MAX_TOKEN_BODY, stop=lambda: attempt.abandoned, strict=True
                 )
-            while not attempt.abandoned:
-                chunk = response.raw.read1(8192, decode_content=True)
-                if not chunk:
-                    finished = True
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > MAX_TOKEN_BODY:
-                    raise InvalidTokenResponse(
-                        f"the token endpoint's answer is larger than {MAX_TOKEN_BODY} bytes, "
-                        "more than a token answer can be; reading stopped"
-                    )
+        except Exception as exc:  # returned, not raised: nothing chains to the answer
+            return TokenRequestError(
+                f"reading the token endpoint's answer failed ({type(exc).__name__})"
+            )
         finally:
             attempt.done_with()
-            if not finished:
-                response.raw.close()
-            response.close()
-        return Answer(b"".join(chunks))
-
-    @staticmethod
-    def _json(body: bytes) -> object:
-        try:
-            return json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            return None
-
-    def _refusal(self, body: bytes, status: int, secrets: Sequence[str]) -> TokenRequestError:
-        """The error for a refusal; every piece of server text in it made safe."""
-        data = self._json(body)
-        error = description = trace_id = None
-        if isinstance(data, dict):
-            if isinstance(data.get("error"), str):
-                error = safe_text(data["error"], secrets, limit=64)
-            if isinstance(data.get("error_description"), str):
-                description = safe_text(data["error_description"], secrets)
-            raw_trace_id = _trace_id(data)
-            if raw_trace_id is not None:
-                trace_id = safe_text(raw_trace_id, secrets, limit=100)
-        message = f"the token endpoint refused the request: HTTP {status}"
-        if error:
-            message += f" {error}"
-        if description:
-            message += f": {description}"
-        if trace_id:
-            message += f" (trace id {trace_id})"
-        return TokenRequestError(
-            message,
-            status_code=status,
-            error=error,
-            error_description=description,
-            trace_id=trace_id,
-        )
-
-    def _judge(
-        self, body: bytes, status: int, obtained_at: float, secrets: Sequence[str]
-    ) -> Token | CriteoAuthError:
-        """The token in a 2xx answer, or the error to raise (returned, not raised)."""
-        data = self._json(body)
-        if not isinstance(data, dict):
-            kind = (
-                "empty"
-                if not body.strip()
-                else ("not JSON" if data is None else f"a JSON {type(data).__name__}")
-            )
-            return InvalidTokenResponse(
-                f"the token endpoint answered HTTP {status} with a body that is {kind}, "
-                "not a JSON object with an access_token"
-            )
-        if "error" in data:
-            return self._refusal(body, status, secrets)
-        access_token = data.get("access_token")
-        if not isinstance(access_token, str) or not access_token:
-            return InvalidTokenResponse(
-                f"the token endpoint answered HTTP {status} without a usable access_token"
-            )
-        if not _HEADER_SAFE.fullmatch(access_token):
-            return InvalidTokenResponse(
-                "the token endpoint sent an access_token that cannot go in an HTTP header "
-                "(spaces, line breaks or non-ASCII characters); it was not used"
-            )
-        if any(form in access_token for secret in secrets for form in secret_forms(secret)):
-            # A server echoing the form must never turn the secret into a bearer token.
-            return InvalidTokenResponse(
-                "the token endpoint sent an access_token that contains a credential of the "
-                "request (the client secret, a code or a refresh token); it was not used"
-            )
-        token_type = data.get("token_type", "Bearer")
-        if not isinstance(token_type, str) or token_type.lower() != "bearer":
-            return InvalidTokenResponse(
-                "the token endpoint sent a token_type other than Bearer; only bearer "
-                "tokens are supported"
-            )
-        refresh_token = data.get("refresh_token")
-        if refresh_token is not None and not isinstance(refresh_token, str):
-            return InvalidTokenResponse("the token endpoint sent a refresh_token that is not text")
-        refused_by = _oauthlib_refusal(data)
-        if refused_by is not None:
-            return InvalidTokenResponse(
-                f"the token endpoint's answer was refused by oauthlib ({refused_by})"
-            )
-        lifetime = lifetime_from(data.get("expires_in"))
-        log.debug("token obtained from %s, lifetime %g s", self.url, lifetime)
-        return Token(
-            access_token,
-            lifetime=lifetime,
-            obtained_at=obtained_at,
-            refresh_token=refresh_token or None,
-        )
-
-
-def _oauthlib_refusal(data: dict[str, Any]) -> str | None:
-    """The name of what oauthlib raised checking the answer's shape, or ``None`` if it passed.
-
-    Returned rather than raised: oauthlib's exception and its frames hold the answer, and
-    an error raised while handling it would carry them along as its ``__context__``.
-    expires_in is ours to judge (oauthlib refuses "900.0" and crashes on NaN), so it is left
-    out; token_type is set to what was already checked, so that oauthlib never consults its
-    process-wide OAUTHLIB_STRICT_TOKEN_TYPE switch.
-    """
-    checked = {k: v for k, v in data.items() if k not in ("expires_in", "expires_at")}
-    checked["token_type"] = "Bearer"  # noqa: S105 - a token type, not a secret
-    try:
-        parse_token_response(json.dumps(checked))
-    except Exception as exc:  # OAuth2Error, ValueError, Warning, or a crash on odd types
-        return type(exc).__name__
-    return None
-
-
-#: requests' own User-Agent followed by ours, so Criteo's support can tell the traffic apart.
-USER_AGENT = f"{requests.utils.default_user_agent()} requests-criteo/{__version__}"
+            response.close()  # closes the connection of a body left unread
+        refused = refused or size_refusal(body)
+        return refused if refused is not None else (response, Answer(body))
 
 
 class RequestsTransport:
-    """Builds a credential's TokenEndpoint on requests; pickles without its session."""
+    """Builds a credential's TokenEndpoint on requests; pickles without its session.
+
+    :param session: the session token requests go through; a private one per endpoint
+        when ``None``. A session belongs to its process: a pickle leaves it out.
+    """
 
     def __init__(self, session: requests.Session | None = None) -> None:
         self.session = session
@@ -567,5 +394,5 @@ class RequestsTransport:
             session=self.session,
         )
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> tuple[type[RequestsTransport], tuple[()]]:
         return (RequestsTransport, ())

@@ -14,13 +14,13 @@ not JSON, or JSON of another shape, give empty lists: reading them never raises.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
+from ._reading import body_unread, read_capped
 from ._text import redact, safe_text
 from .exceptions import CriteoAPIError
 
@@ -103,74 +103,16 @@ class Envelope:
         return bool(self.errors or self.warnings)
 
 
-def read_capped(response: requests.Response, limit: int, within: float | None = None) -> bytes:
-    """Read a body not yet read, keep at most *limit* bytes of it, and mark it read.
-
-    Returns up to ``limit + 1`` bytes: one more than *limit* says there was more, in which
-    case the connection is closed rather than handed back half-read (likewise when the
-    body cannot be read at all: ``b""`` is returned). With *within*, reading stops after
-    that many seconds (give or take one read, which the request's read timeout bounds):
-    what came by then is kept and the connection closed. A body already read is returned
-    as it is (``b""`` if it was streamed away by ``iter_content``). Used for 401s before a
-    resend and for error bodies, never for a 200 a caller streams.
-    """
-    if response._content_consumed:  # type: ignore[attr-defined]
-        content = response._content  # not .content, which raises for a body streamed away
-        return content if isinstance(content, bytes) else b""
-    raw = response.raw
-    complete = False
-    try:
-        data, complete = _read_within(raw, limit + 1, within)
-    except Exception:  # a broken body must stop neither a resend nor an error report
-        data = b""
-    if (not complete or len(data) > limit) and raw is not None:
-        raw.close()
-    response._content = data[:limit]
-    response._content_consumed = True  # type: ignore[attr-defined]
-    return data
-
-
-def _read_within(raw: Any, size: int, within: float | None) -> tuple[bytes, bool]:
-    """Up to *size* bytes of *raw*, and whether the body was read to its end or to *size*.
-
-    Without *within*, or without ``read1`` (a transport whose ``raw`` is not urllib3's),
-    one blocking read. Otherwise reads of what has arrived, until *within* seconds have
-    passed: a server that trickles one byte at a time resets the read timeout with every
-    byte, so only a deadline bounds the whole.
-    """
-    if raw is None:
-        return b"", True
-    read1 = getattr(raw, "read1", None)
-    if within is None or read1 is None:
-        data = raw.read(size, decode_content=True)
-        return data, True
-    deadline = time.monotonic() + within
-    chunks: list[bytes] = []
-    got = 0
-    while got < size:
-        if time.monotonic() >= deadline:
-            return b"".join(chunks), False
-        chunk = read1(min(8192, size - got), decode_content=True)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks), True
-
-
 def _body(response: requests.Response, *, may_read: bool) -> Any:
     """The JSON of *response*'s body, reading at most MAX_ENVELOPE_BODY of a stream.
 
-    A stream not yet read is read (capped) only when *may_read*: :func:`envelope` must not
-    eat a body the caller is streaming, :func:`raise_for_status` may (it is an error).
+    A body not yet read (see :func:`._reading.body_unread`) is read, capped, only when
+    *may_read*: :func:`envelope` must not eat a body the caller is streaming,
+    :func:`raise_for_status` may (it is an error).
     """
-    consumed: bool = response._content_consumed  # type: ignore[attr-defined]
-    if not consumed and (not may_read or response.raw is None):
+    if not may_read and body_unread(response):
         return None
-    try:
-        content = read_capped(response, MAX_ENVELOPE_BODY)
-    except Exception:  # a body that cannot be read is a body without an envelope
-        return None
+    content = read_capped(response, MAX_ENVELOPE_BODY)
     if not content or len(content) > MAX_ENVELOPE_BODY:
         return None
     try:

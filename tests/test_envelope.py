@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 from typing import Any
@@ -9,8 +10,11 @@ from typing import Any
 import pytest
 import requests
 import responses
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from requests_criteo import CriteoAPIError, Envelope, Problem, envelope, raise_for_status
+from requests_criteo._reading import read_capped
 from requests_criteo.envelope import MAX_ENVELOPE_BODY
 from requests_criteo.testing import FakeCriteo
 
@@ -190,3 +194,94 @@ def test_raise_for_status_on_a_4xx_stream_reads_at_most_1_mib(fake: FakeCriteo) 
         assert len(r.content) <= MAX_ENVELOPE_BODY + 1
     assert info.value.status_code == 400
     assert info.value.errors == []
+
+
+# -- a transport whose raw is not urllib3's, and the capped reader itself ----------------------
+
+
+class BytesAdapter(HTTPAdapter):
+    """A transport whose answers carry an ``io.BytesIO`` as ``raw``, not urllib3's response."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__()
+        self.status, self.body = status, body
+
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        response = requests.Response()
+        response.status_code = self.status
+        response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
+        response.raw = io.BytesIO(self.body)
+        response.url = request.url or ""
+        response.request = request
+        response.connection = self
+        return response
+
+
+def bytes_session(status: int, body: bytes) -> requests.Session:
+    session = requests.Session()
+    session.mount("https://", BytesAdapter(status, body))
+    return session
+
+
+def test_the_envelope_of_a_read_body_through_any_transport() -> None:
+    with bytes_session(400, json.dumps(CAPPED).encode()) as s:
+        r = s.get(URL)
+    assert envelope(r).errors[0].code == "exceeded-ids-cap"
+    with pytest.raises(CriteoAPIError) as info:
+        raise_for_status(r)
+    assert len(info.value.errors) == 2
+    assert r.json() == CAPPED
+
+
+def test_a_stream_through_any_transport_is_left_to_the_caller_then_read_capped() -> None:
+    body = json.dumps(CAPPED).encode()
+    with bytes_session(400, body) as s:
+        r = s.get(URL, stream=True)
+    assert not envelope(r)
+    assert r.raw.tell() == 0  # nothing read
+    with pytest.raises(CriteoAPIError) as info:
+        raise_for_status(r)
+    assert len(info.value.errors) == 2
+    assert r.content == body
+    assert r.json() == CAPPED
+    assert envelope(r).errors[0].code == "exceeded-ids-cap"  # read now: parsed
+
+
+def test_read_capped_keeps_the_limit_and_says_there_was_more() -> None:
+    with bytes_session(401, b"x" * 100) as s:
+        r = s.get(URL, stream=True)
+    raw = r.raw
+    assert read_capped(r, 10) == b"x" * 11
+    assert r.raw is raw  # the body's own file stays: its headers and cookies are read there
+    assert r.content == b"x" * 10
+    assert r.text == "x" * 10
+    assert read_capped(r, 10) == b"x" * 10  # read already: what was kept
+
+
+def test_read_capped_reads_a_whole_body_and_json_still_works() -> None:
+    with bytes_session(401, b'{"a": 1}') as s:
+        r = s.get(URL, stream=True)
+    assert read_capped(r, 1024, within=5.0) == b'{"a": 1}'
+    assert r.json() == {"a": 1}
+
+
+def test_read_capped_stops_when_told_and_closes_the_body() -> None:
+    with bytes_session(401, b"x" * 100) as s:
+        r = s.get(URL, stream=True)
+    raw = r.raw
+    assert read_capped(r, 1024, stop=lambda: True) == b""
+    assert raw.closed  # cut short: never handed back half-read
+    assert r.content == b""
+
+
+def test_read_capped_gives_a_read_body_as_it_is_and_nothing_for_one_streamed_away(
+    mocked: responses.RequestsMock,
+) -> None:
+    mocked.get(URL, status=400, body=b"y" * 50)
+    read = requests.get(URL)
+    assert read_capped(read, 10) == b"y" * 50
+    streamed = requests.get(URL, stream=True)
+    assert b"".join(streamed.iter_content(8)) == b"y" * 50
+    assert read_capped(streamed, 10) == b""

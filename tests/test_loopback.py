@@ -335,6 +335,23 @@ def test_stream_resend_with_a_blocking_pool_of_one_does_not_deadlock(
         assert summary(s.get(me(fake), stream=True, timeout=5)) == (200, [])
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["read", "stream"])
+def test_the_cookies_of_a_drained_401_reach_the_resend(
+    fake: FakeCriteo, criteo_auth: CriteoAuth, stream: bool
+) -> None:
+    path = f"/{V}/retail-media/cookie"
+    body = b"x" * 5000
+    fake.set_response(path, status=401, body=body, headers={"Set-Cookie": "sid=abc; Path=/"})
+    with requests.Session() as s:
+        s.auth = criteo_auth
+        with s.get(fake.url + path, stream=stream, timeout=5) as r:
+            assert [h.status_code for h in r.history] == [401]
+            assert r.history[0].content == body  # drained, and still there to read
+    first, resend = fake.api_calls()[-2:]
+    assert "Cookie" not in first.headers
+    assert "sid=abc" in resend.headers.get("Cookie", "")
+
+
 # -- E.24: the resend keeps the caller's options -------------------------------------------
 
 

@@ -6,26 +6,36 @@ FakeCriteo on 127.0.0.1.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
+import pickle
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
 import requests
 import responses
+from hypothesis import given
+from hypothesis import strategies as st
 from oauthlib.oauth2 import BackendApplicationClient
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from requests_criteo import (
     USER_AGENT,
     CriteoAuth,
+    CriteoAuthError,
     CriteoRetry,
     InvalidTokenResponse,
     TokenCache,
     TokenRequestError,
 )
-from requests_criteo._token import TokenEndpoint
+from requests_criteo._answer import MAX_TOKEN_BODY, judge
+from requests_criteo._cache import Token
+from requests_criteo._token import RequestsTransport, TokenEndpoint
 from requests_criteo.testing import FakeCriteo
 
 from .conftest import (
@@ -401,3 +411,117 @@ def test_retry_waits_are_logged_at_info(
         "attempt 2 in 0.50 s" in r.getMessage() and r.levelno == logging.INFO
         for r in caplog.records
     )
+
+
+# -- any transport adapter ----------------------------------------------------------------------
+
+
+class BytesAdapter(HTTPAdapter):
+    """A transport whose answers carry an ``io.BytesIO`` as ``raw``, not urllib3's response.
+
+    It answers each request with the next of *answers*, ``(status, body)``.
+    """
+
+    def __init__(self, *answers: tuple[int, bytes]) -> None:
+        super().__init__()
+        self.answers = list(answers)
+
+    def send(
+        self, request: requests.PreparedRequest, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        status, body = self.answers.pop(0)
+        response = requests.Response()
+        response.status_code = status
+        response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
+        response.raw = io.BytesIO(body)
+        response.url = request.url or ""
+        response.request = request
+        response.connection = self
+        return response
+
+
+def test_the_answer_is_read_through_a_transport_whose_raw_is_not_urllib3s(
+    cache: TokenCache, retry: CriteoRetry, sleeps: Sleeps
+) -> None:
+    answer = json.dumps(token_json()).encode()
+    adapter = BytesAdapter((503, b'{"error": "temporarily_unavailable"}'), (200, answer))
+    with requests.Session() as session:
+        session.mount(TOKEN_URL, adapter)
+        auth = CriteoAuth("client-1", SECRET, cache=cache, retry=retry, token_session=session)
+        assert fetch(auth) == TOKEN
+    assert adapter.answers == []
+    assert sleeps == [0.5]  # the 503 was counted and backed off like urllib3's own
+
+
+def test_a_huge_answer_through_any_transport_stops_at_the_cap(
+    cache: TokenCache, retry: CriteoRetry
+) -> None:
+    huge = json.dumps(token_json(padding="x" * (4 * MAX_TOKEN_BODY))).encode()
+    with requests.Session() as session:
+        session.mount(TOKEN_URL, BytesAdapter((200, huge)))
+        auth = CriteoAuth("client-1", SECRET, cache=cache, retry=retry, token_session=session)
+        with pytest.raises(InvalidTokenResponse, match="larger than"):
+            fetch(auth)
+    assert len(cache) == 0
+
+
+def test_the_requests_transport_builds_endpoints_and_pickles_without_its_session(
+    retry: CriteoRetry,
+) -> None:
+    with requests.Session() as session:
+        transport = RequestsTransport(session)
+        endpoint = transport(TOKEN_URL, timeout=(2.0, 3.0), deadline=9.0, retry=retry)
+        assert (endpoint.url, endpoint.timeout, endpoint.deadline) == (TOKEN_URL, (2.0, 3.0), 9.0)
+        assert endpoint.retry is retry
+        assert endpoint.session is session
+        assert endpoint.user_agent == USER_AGENT
+        copy = pickle.loads(pickle.dumps(transport))
+    assert isinstance(copy, RequestsTransport)
+    assert copy.session is None  # a session belongs to the process that made it
+    private = copy(TOKEN_URL, timeout=(2.0, 3.0), deadline=9.0, retry=retry)
+    try:
+        assert private.session is not session
+        assert private.user_agent == USER_AGENT
+    finally:
+        private.session.close()
+
+
+# -- the answer judged on bytes alone -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "kind"),
+    [
+        (json.dumps(token_json()).encode(), 200, Token),
+        (b"<html>oops</html>", 200, InvalidTokenResponse),
+        (b'{"error": "invalid_client"}', 200, TokenRequestError),
+        (b'{"error": "invalid_client"}', 401, TokenRequestError),
+        (b"", 302, TokenRequestError),
+    ],
+)
+def test_judge_turns_bytes_and_a_status_into_a_token_or_an_error(
+    body: bytes, status: int, kind: type
+) -> None:
+    outcome = judge(body, status, 5.0, [SECRET])
+    assert type(outcome) is kind
+    if isinstance(outcome, Token):
+        assert (outcome.access_token, outcome.obtained_at) == (TOKEN, 5.0)
+
+
+#: Answers whose every text field echoes the secret, as a server echoing the form would.
+ECHOING_ANSWERS = st.dictionaries(
+    st.sampled_from(
+        ["error", "error_description", "traceId", "access_token", "token_type", "expires_in"]
+    ),
+    st.one_of(st.text(max_size=20).map(lambda text: text + SECRET), st.integers(), st.none()),
+)
+
+
+@given(answer=ECHOING_ANSWERS, status=st.integers(100, 599))
+def test_judge_never_raises_and_never_echoes_the_secret(
+    answer: dict[str, object], status: int
+) -> None:
+    outcome = judge(json.dumps(answer).encode(), status, 0.0, [SECRET])
+    assert isinstance(outcome, (Token, CriteoAuthError))
+    assert not isinstance(outcome, Token)  # a token holding the secret is never taken
+    assert_no_secret(str(outcome))
