@@ -71,7 +71,8 @@ class Transport(Protocol):
 
 # The live credentials by (client_id, fingerprint), so that a copy or an unpickled auth in
 # this process finds its secret without the pickle carrying it. Held weakly: once nothing
-# uses a credential, its secret is no longer kept.
+# uses a credential, its secret is no longer kept (tests/test_auth.py: the pickle and
+# copy tests need the registry, the unpickling-without-the-secret test its weakness).
 _LIVE: weakref.WeakValueDictionary[tuple[str, str], Credentials] = weakref.WeakValueDictionary()
 
 

@@ -78,7 +78,9 @@ class Mark:
     """What one request needs for its resend; set on the request, never changed.
 
     It holds the credentials, not the auth: a request sent again after its auth is gone
-    (a retry helper, an adapter's request sent elsewhere) is still resent with them.
+    (a retry helper, an adapter's request sent elsewhere) is still resent with them
+    (tests/test_hot_path.py: ``test_a_request_whose_auth_is_gone_is_resent_by_the_auth_
+    handling_its_401``). It shares nothing with other requests.
     """
 
     credentials: Credentials

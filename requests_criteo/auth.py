@@ -233,7 +233,9 @@ class CriteoAuth(AuthBase):
         if mark is not None and mark.resent:
             return r  # a resend carries its token, and the 401 handling is done
         if mark is None or not keep_authorization:
-            # Not decorated yet; or decorated by another auth, which this one takes over.
+            # Not decorated yet; or decorated by another auth, which this one takes over
+            # (a prepared request handed to a second auth: tests/test_hot_path.py,
+            # test_an_auth_applied_after_another_takes_the_request_over).
             self._decorate(r, keep_authorization)
         if hook:
             self._ensure_hook(r)
