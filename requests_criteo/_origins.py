@@ -143,7 +143,7 @@ class Scope:
         return (
             self.covers(url)
             and not (url.startswith(self.token_urls) and self.is_token_url(url))
-            and all(self.covers(u) for u in chain)
+            and (not chain or all(self.covers(u) for u in chain))
         )
 
     def is_token_url(self, url: str) -> bool:

@@ -73,7 +73,7 @@ def replay_position(body: object) -> tuple[bool, int | None]:
     return (True, position) if isinstance(position, int) else (False, None)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Mark:
     """What one request needs for its resend; set on the request, never changed.
 

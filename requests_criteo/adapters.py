@@ -138,13 +138,16 @@ class CriteoAdapter(HTTPAdapter):
         url = request.url
         if url is not None and self.auth.credentials.scope.covers(url):
             self._prepare(request, url)
-        previous = getattr(_SENDING_ONCE, "adapter", None)
-        if not replay_position(request.body)[0]:
-            _SENDING_ONCE.adapter = self  # read by max_retries, inside HTTPAdapter.send
-        try:
+        if replay_position(request.body)[0]:
             response = super().send(request, stream, timeout, verify, cert, proxies)
-        finally:
-            _SENDING_ONCE.adapter = previous
+        else:
+            previous, _SENDING_ONCE.adapter = getattr(_SENDING_ONCE, "adapter", None), self
+            try:  # max_retries, read inside HTTPAdapter.send, sees the switch
+                response = super().send(request, stream, timeout, verify, cert, proxies)
+            finally:
+                _SENDING_ONCE.adapter = previous
+        if response.status_code != 401:
+            return response
         return resend_once(
             response,
             self.auth.credentials,

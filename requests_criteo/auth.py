@@ -272,7 +272,9 @@ class CriteoAuth(AuthBase):
         auth's hook will do: the resend uses the credentials the request was marked with.
         """
         hooks = r.hooks["response"]
-        if not any(isinstance(getattr(h, "__self__", None), CriteoAuth) for h in hooks):
+        if not hooks or not any(
+            isinstance(getattr(h, "__self__", None), CriteoAuth) for h in hooks
+        ):
             hooks.insert(0, self.handle_401)
 
     def handle_401(self, r: requests.Response, **send_options: Any) -> requests.Response:
