@@ -25,7 +25,7 @@ from requests.auth import AuthBase
 from requests.utils import default_user_agent
 from urllib3.util.retry import Retry
 
-from ._request_path import mark_of, note_redirect, replay_position, resend_once
+from ._request_path import Mark, mark_of, note_redirect, replay_position, resend_once
 from ._token import USER_AGENT
 from .auth import CriteoAuth
 from .ratelimit import RateLimiter, is_reporting
@@ -136,9 +136,10 @@ class CriteoAdapter(HTTPAdapter):
         hook: the response returned is the resend's, with the 401 in its ``history``.
         """
         url = request.url
+        mark = mark_of(request)
         if url is not None and self.auth.credentials.scope.covers(url):
-            self._prepare(request, url)
-        if replay_position(request.body)[0]:
+            mark = self._prepare(request, url, mark)
+        if mark.replayable if mark is not None else replay_position(request.body)[0]:
             response = super().send(request, stream, timeout, verify, cert, proxies)
         else:
             previous, _SENDING_ONCE.adapter = getattr(_SENDING_ONCE, "adapter", None), self
@@ -158,22 +159,26 @@ class CriteoAdapter(HTTPAdapter):
             proxies=proxies,
         )
 
-    def _prepare(self, request: requests.PreparedRequest, url: str) -> None:
+    def _prepare(
+        self, request: requests.PreparedRequest, url: str, mark: Mark | None
+    ) -> Mark | None:
         """Name the library in the User-Agent, put the token on, and wait for the limiter.
 
-        A request decorated already (by ``auth=``, or by this adapter on an earlier send)
-        keeps its token.
+        A request decorated already (*mark*: by ``auth=``, or by this adapter on an earlier
+        send) keeps its token. Returns the request's mark.
         """
         agent = request.headers.get("User-Agent")
         if agent is None or agent == _REQUESTS_USER_AGENT:
             request.headers["User-Agent"] = USER_AGENT
-        if mark_of(request) is None:
+        if mark is None:
             self.auth.apply(request, keep_authorization=True, hook=False)
+            mark = mark_of(request)
         limiter = self.limiter
         if self.reporting_limiter is not None and is_reporting(urlsplit(url).path):
             limiter = self.reporting_limiter
         if limiter is not None:
             limiter.acquire()
+        return mark
 
 
 def mount(session: requests.Session, auth: CriteoAuth, **adapter_options: Any) -> CriteoAdapter:
