@@ -95,7 +95,12 @@ class Mark:
         cls, request: requests.PreparedRequest, credentials: Credentials, token: Token | None
     ) -> None:
         """Mark *request*, whose body is where sending it will start."""
-        setattr(request, _MARK, cls(credentials, token, *replay_position(request.body)))
+        body: object = request.body  # typed bytes | str | None, but any stream may be there
+        if body is None or isinstance(body, _AS_IS_BODIES):
+            mark = cls(credentials, token)
+        else:
+            mark = cls(credentials, token, *replay_position(body))
+        setattr(request, _MARK, mark)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A pickled request (in an exception, say) carries no mark, and so no token.

@@ -36,9 +36,19 @@ __all__ = ["CriteoAdapter", "CriteoSession", "SessionAuth", "mount", "session"]
 _REQUESTS_USER_AGENT = default_user_agent()
 # For bodies that cannot be sent twice: urllib3 would resend an exhausted generator empty.
 _NO_RETRIES = Retry(0, read=False, redirect=False)
-# The adapter that is sending, in this thread, a body that cannot be sent twice. (Thread-
-# local: a forked child, where the parent's other threads do not exist, starts without.)
-_SENDING_ONCE = threading.local()
+
+
+class _SendingOnce(threading.local):
+    """The adapter sending, in this thread, a body that cannot be sent twice; or ``None``.
+
+    Thread-local: a forked child, where the parent's other threads do not exist, starts
+    without one.
+    """
+
+    adapter: CriteoAdapter | None = None
+
+
+_SENDING_ONCE = _SendingOnce()
 
 
 def _limiter(value: float | RateLimiter | None, name: str) -> RateLimiter | None:
@@ -113,7 +123,7 @@ class CriteoAdapter(HTTPAdapter):
     @property
     def max_retries(self) -> Retry:
         """The retry policy (for the current request: none if its body cannot be resent)."""
-        if getattr(_SENDING_ONCE, "adapter", None) is self:
+        if _SENDING_ONCE.adapter is self:
             return _NO_RETRIES
         return self._max_retries
 
@@ -142,7 +152,7 @@ class CriteoAdapter(HTTPAdapter):
         if mark.replayable if mark is not None else replay_position(request.body)[0]:
             response = super().send(request, stream, timeout, verify, cert, proxies)
         else:
-            previous, _SENDING_ONCE.adapter = getattr(_SENDING_ONCE, "adapter", None), self
+            previous, _SENDING_ONCE.adapter = _SENDING_ONCE.adapter, self
             try:  # max_retries, read inside HTTPAdapter.send, sees the switch
                 response = super().send(request, stream, timeout, verify, cert, proxies)
             finally:
