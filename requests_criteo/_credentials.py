@@ -16,12 +16,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from ._cache import Timer, Token, TokenCache, shared_cache
+from ._fork import forget_in_child
 from ._origins import Scope
 from ._source import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, TokenSource, store_key
 from ._text import Secret
@@ -69,11 +71,37 @@ class Transport(Protocol):
     ) -> TokenEndpoint: ...
 
 
-# The live credentials by (client_id, fingerprint), so that a copy or an unpickled auth in
-# this process finds its secret without the pickle carrying it. Held weakly: once nothing
-# uses a credential, its secret is no longer kept (tests/test_auth.py: the pickle and
-# copy tests need the registry, the unpickling-without-the-secret test its weakness).
-_LIVE: weakref.WeakValueDictionary[tuple[str, str], Credentials] = weakref.WeakValueDictionary()
+class _Kept:
+    """A secret, kept for as long as any credential using it is alive."""
+
+    __slots__ = ("__weakref__", "secret")
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+
+# The secrets of the live credentials by (client_id, fingerprint), so that a copy or an
+# unpickled auth in this process finds its secret without the pickle carrying it. Each
+# credential holds its pair's _Kept, and the registry holds it weakly: once no credential
+# uses a secret, it is no longer kept (tests/test_auth.py: the pickle and copy tests need
+# the registry, the unpickling-without-the-secret test its weakness).
+_KEPT: weakref.WeakValueDictionary[tuple[str, str], _Kept] = weakref.WeakValueDictionary()
+_KEPT_LOCK = threading.Lock()
+
+
+@forget_in_child
+def _new_lock_after_fork() -> None:
+    global _KEPT_LOCK
+    _KEPT_LOCK = threading.Lock()  # another thread of the parent may have held it
+
+
+def _keep(client_id: str, fp: str, secret: str) -> _Kept:
+    """The holder of *secret* shared by every live credential of (client_id, fingerprint)."""
+    with _KEPT_LOCK:
+        kept = _KEPT.get((client_id, fp))
+        if kept is None:
+            kept = _KEPT[(client_id, fp)] = _Kept(secret)
+        return kept
 
 
 def fingerprint(client_id: str, client_secret: str) -> str:
@@ -232,7 +260,7 @@ class Credentials:
         self._token: Token | None = None
         # Digests of Authorization headers of the caller's own that Criteo refused (401).
         self._refused: deque[str] = deque(maxlen=_REFUSED_KEPT)
-        _LIVE[(self.client_id, fp)] = self
+        self._kept = _keep(self.client_id, fp, self._secret)
         if refresh_token is not None:
             self.source.seed(refresh_token)
 
@@ -324,9 +352,10 @@ def _digest(header: str) -> str:
 
 
 def _find_secret(client_id: str, fp: str) -> str:
-    live = _LIVE.get((client_id, fp))
-    if live is not None:
-        return live._secret
+    with _KEPT_LOCK:
+        kept = _KEPT.get((client_id, fp))
+    if kept is not None:
+        return kept.secret
     env_secret = os.environ.get("CRITEO_CLIENT_SECRET", "")
     if env_secret and fingerprint(client_id, env_secret) == fp:
         return env_secret

@@ -416,6 +416,20 @@ def test_unpickling_without_the_secret_says_what_to_do(monkeypatch: pytest.Monke
     assert pickle.loads(blob).client_id == "client-lost"
 
 
+def test_a_live_auth_pickles_and_copies_again_after_its_copies_and_twins_are_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the process keeps is the secret of every live auth, not of the latest built."""
+    monkeypatch.delenv("CRITEO_CLIENT_SECRET", raising=False)
+    auth = CriteoAuth("client-alive", SECRET)
+    for _ in range(3):
+        assert pickle.loads(pickle.dumps(auth)) == auth  # each copy dropped at once
+    requests_criteo.session("client-alive", SECRET)  # a twin, built per call and dropped
+    gc.collect()
+    assert copy.deepcopy(auth) == auth
+    assert pickle.loads(pickle.dumps(requests_criteo.mount(requests.Session(), auth))).auth == auth
+
+
 def test_invalidate_forgets_the_token(mocked: responses.RequestsMock, auth: CriteoAuth) -> None:
     token_route = mocked.post(TOKEN_URL, json=token_json())
     auth.token()
