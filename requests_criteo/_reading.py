@@ -21,16 +21,11 @@ from collections.abc import Callable
 import requests
 
 #: Bytes asked for per read when reading is bounded in time (*within* or *stop*). urllib3's
-#: ``read(n)`` waits until *n* bytes came (or the body ended): against a server trickling
-#: one byte a tick, a bounded read overshoots its bound by up to this many ticks. Measured
-#: on loopback (Python 3.11, urllib3 2.8, a busy machine), a 64 KiB body takes about
-#: 320 ms in 1-byte reads, 75-120 ms in 4, 40-60 ms in 8, 22-30 ms in 16, 0.1 ms in 8192.
-#: At 8, a 401 trickled at 50 ms a byte stops at most 0.4 s past its second (0.8 s at 16;
-#: measured 1.24 s in all, 1.67 s at 16), the largest 401 kept (64 KiB) takes 40-60 ms,
-#: and a token answer (1.5 KB) about a millisecond.
+#: ``read(n)`` waits until *n* bytes came (or the body ended), so against a server
+#: trickling a byte a tick the bound is overshot by up to this many ticks; smaller reads
+#: cost more per byte. At 8, the largest 401 kept (64 KiB) reads in tens of milliseconds
+#: and a trickled one stops well within a second of its bound (measurements: changelog).
 BOUNDED_CHUNK = 8
-#: Bytes asked for per read when nothing bounds the time (an error body for its envelope).
-CHUNK = 8192
 
 
 def body_unread(response: requests.Response) -> bool:
@@ -67,7 +62,8 @@ def read_capped(
     """Read *response*'s body, keep at most *limit* bytes of it, and return them.
 
     Returns up to ``limit + 1`` bytes: one more than *limit* says there was more; no more
-    than that is read. Reading stops after *within* seconds, or once *stop* returns true:
+    than that is read (but for up to :data:`BOUNDED_CHUNK` bytes when bounded in time).
+    Reading stops after *within* seconds, or once *stop* returns true:
     both are checked between reads of at most :data:`BOUNDED_CHUNK` bytes, each byte of
     which the request's read timeout bounds. A body cut short (over the limit, out of time,
     stopped, or unreadable) has its connection closed, never handed back to the pool
@@ -81,7 +77,9 @@ def read_capped(
     """
     if not body_unread(response):
         return _content(response)
-    step = BOUNDED_CHUNK if within is not None or stop is not None else CHUNK
+    # Bounded in time: small reads, checked between. Otherwise one read of the cap and its
+    # extra byte, so that no more than that is taken from the connection.
+    step = BOUNDED_CHUNK if within is not None or stop is not None else limit + 1
     deadline = None if within is None else time.monotonic() + within
     # A response of our own to iterate, so that the caller's is not marked consumed; its
     # close() closes the connection when the body was not read to its end (requests
@@ -116,12 +114,15 @@ def _take(
     deadline: float | None,
     stop: Callable[[], bool] | None,
 ) -> bool:
-    """Add *reader*'s body to *kept*, up to *size* bytes; whether it ended within bounds."""
+    """Add *reader*'s body to *kept*, up to *size* bytes; whether it ended within bounds.
+
+    One iterator for the whole body: a chunked body's iterator, once dropped, closes it.
+    """
+    chunks = reader.iter_content(step)
     while not (stop is not None and stop()):
         if deadline is not None and time.monotonic() >= deadline:
             break
-        # An iterator per read, so that no read asks for more than the cap still allows.
-        chunk = next(reader.iter_content(min(step, size - len(kept))), None)
+        chunk = next(chunks, None)
         if chunk is None:
             return True
         kept += chunk
