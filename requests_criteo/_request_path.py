@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from requests.cookies import extract_cookies_to_jar
+from requests.exceptions import UnrewindableBodyError
+from requests.utils import rewind_body
 
 from ._reading import read_capped
 
@@ -109,14 +111,27 @@ class Mark:
     def rewind(self, request: requests.PreparedRequest) -> bool:
         """Put the body back where it started; ``False`` if that cannot be done."""
         body: Any = request.body
-        if self.body_position is None or body is None or isinstance(body, _AS_IS_BODIES):
+        if body is None or isinstance(body, _AS_IS_BODIES):
             # Nothing to rewind (a mock transport may already have read a file into bytes).
             return self.replayable
+        if self.body_position is None:
+            return self.replayable and _rewound_by_requests(request)
         try:
             body.seek(self.body_position)
         except (OSError, ValueError, AttributeError):
             return False
         return True
+
+    def for_hop(self, hop: requests.PreparedRequest) -> Mark:
+        """This mark for a redirect *hop* of its request, which carries the same token.
+
+        A 301, 302 or 303 hop has no body any more (requests drops it): it can be resent,
+        whatever its request's body was. A 307 or 308 hop carries the same body.
+        """
+        body: object = hop.body
+        if body is None or isinstance(body, _AS_IS_BODIES):
+            return Mark(self.credentials, self.token)
+        return Mark(self.credentials, self.token, self.replayable, self.body_position)
 
     def forget(self, request: requests.PreparedRequest) -> None:
         """After a 401: drop the token if still cached, or remember the caller's as refused."""
@@ -150,7 +165,7 @@ def note_redirect(hop: requests.PreparedRequest, response: requests.Response) ->
     mark = mark_of(previous)
     token = mark.token if mark is not None else None
     if mark is not None and token is not None and hop.headers.get("Authorization") == token.header:
-        setattr(hop, _MARK, Mark(mark.credentials, token, mark.replayable, mark.body_position))
+        setattr(hop, _MARK, mark.for_hop(hop))
 
 
 def resend_once(
@@ -218,15 +233,25 @@ def _adopt(request: requests.PreparedRequest, credentials: Credentials) -> Mark 
 
     requests copies a request for each hop without our mark, and keeps its
     ``Authorization`` on a same-host hop. In a session that does not note redirects, such
-    a hop is resent if its body is one that is sent as it is (a stream's start is not
-    known there).
+    a hop is resent if its body can be: none, bytes or text, or a stream requests itself
+    can rewind to where it recorded its start.
     """
     header = request.headers.get("Authorization")
     token = credentials.token_for(header) if header is not None else None
     if token is None:
         return None
-    body = request.body
-    return Mark(credentials, token, body is None or isinstance(body, _AS_IS_BODIES))
+    body: object = request.body
+    sent_as_is = body is None or isinstance(body, _AS_IS_BODIES)
+    return Mark(credentials, token, sent_as_is or hasattr(body, "seek"))
+
+
+def _rewound_by_requests(request: requests.PreparedRequest) -> bool:
+    """Rewind a hop's stream to where requests recorded its start (its own ``rewind_body``)."""
+    try:
+        rewind_body(request)
+    except UnrewindableBodyError:
+        return False
+    return True
 
 
 def _release(response: requests.Response) -> None:

@@ -9,6 +9,7 @@ test_loopback.py.
 from __future__ import annotations
 
 import copy
+import io
 import pickle
 from collections.abc import Callable
 
@@ -147,3 +148,36 @@ def test_a_401_after_a_same_origin_redirect_is_refreshed_and_resent(
         # The new token is cached: the next call goes straight through.
         assert summary(s.get(me(fake), timeout=5)) == (200, [])
     assert fake.api_calls()[-1].bearer is not None
+
+
+@pytest.mark.parametrize("way", [*WAYS, "auth"])
+def test_a_401_after_a_303_from_a_generator_upload_is_refreshed_and_resent(
+    way: str, fake: FakeCriteo, criteo_auth: CriteoAuth
+) -> None:
+    """The 303's GET has no body: the generator the upload had does not stop its resend."""
+    fake.set_response(f"/{V}/upload", status=303, headers={"Location": me(fake)}, authorize=False)
+    with criteo_client(way, fake, criteo_auth) as s:
+        assert summary(s.get(me(fake), timeout=5)) == (200, [])
+        fake.revoke()
+        r = s.post(f"{fake.url}/{V}/upload", data=(c for c in [b"data"]), timeout=5)
+        # requests gives the final answer the redirects as its history: the 401 is not there.
+        assert summary(r) == (200, [303])
+    first, resend = fake.api_calls()[-2:]
+    assert (first.method, resend.method) == ("GET", "GET")
+    assert first.bearer != resend.bearer
+
+
+@pytest.mark.parametrize("way", [*WAYS, "auth"])
+def test_a_401_after_a_307_with_a_file_body_is_resent_with_the_whole_body(
+    way: str, fake: FakeCriteo, criteo_auth: CriteoAuth
+) -> None:
+    target = echo(fake, "upload")
+    fake.set_response(f"/{V}/moved", status=307, headers={"Location": target}, authorize=False)
+    with criteo_client(way, fake, criteo_auth) as s:
+        assert summary(s.get(me(fake), timeout=5)) == (200, [])
+        fake.revoke()
+        r = s.post(f"{fake.url}/{V}/moved", data=io.BytesIO(b"payload"), timeout=5)
+        assert summary(r) == (200, [307])
+    first, resend = fake.api_calls()[-2:]
+    assert first.body == resend.body == b"payload"
+    assert first.bearer != resend.bearer
