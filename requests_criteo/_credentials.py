@@ -70,6 +70,10 @@ class Transport(Protocol):
         self, url: str, *, timeout: tuple[float, float], deadline: float, retry: CriteoRetry
     ) -> TokenEndpoint: ...
 
+    def as_sent(self, url: str) -> str:
+        """*url* as this transport writes it on the wire (host lower-cased, say)."""
+        ...
+
 
 class _Kept:
     """A secret, kept for as long as any credential using it is alive."""
@@ -229,7 +233,7 @@ class Credentials:
         self.client_id = check_credential("client_id", client_id)
         self._secret = Secret(check_credential("client_secret", client_secret))
         self.token_url = token_url = options.get("token_url", DEFAULT_TOKEN_URL)
-        self.scope = Scope(token_url, options.get("api_origins"))
+        self.scope = Scope(token_url, options.get("api_origins"), transport.as_sent(token_url))
         self.timeout, self.deadline = _check_timing(
             options.get("timeout", DEFAULT_TIMEOUT), options.get("deadline", DEFAULT_DEADLINE)
         )

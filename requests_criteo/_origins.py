@@ -111,11 +111,14 @@ class Scope:
 
     :param token_url: the validated token endpoint; its origin is the default API origin.
     :param api_origins: origins (``scheme://host[:port]``) that may receive the token.
+    :param token_url_as_sent: the token URL as the transport writes it on the wire.
     """
 
     __slots__ = ("origins", "prefixes", "token_urls")
 
-    def __init__(self, token_url: str, api_origins: Iterable[str] | None = None) -> None:
+    def __init__(
+        self, token_url: str, api_origins: Iterable[str] | None = None, token_url_as_sent: str = ""
+    ) -> None:
         token_origin = parse_origin(token_url, what="token_url", allow_path=True)
         if api_origins is None:
             origins = [token_origin]
@@ -129,10 +132,11 @@ class Scope:
                 raise ValueError("api_origins is empty: no request could ever be authenticated")
         self.origins: tuple[str, ...] = tuple(str(o) for o in origins)
         self.prefixes = tuple(p for o in origins for p in o.prefixes)
-        # The token URL as given and as requests prepares it (host lower-cased, the
-        # default port written or not): a request there never gets a bearer token.
-        path = _unquote_unreserved(urlsplit(token_url).path) or "/"
-        self.token_urls = (token_url, *(p + path[1:] for p in token_origin.prefixes))
+        # The token URL as given and as the transport sends it (host lower-cased, escapes
+        # normalised), with and without its default port: it never gets a bearer token.
+        as_sent = token_url_as_sent or token_url
+        path = urlsplit(as_sent).path or "/"
+        self.token_urls = (token_url, as_sent, *(p + path[1:] for p in token_origin.prefixes))
 
     def covers(self, url: str) -> bool:
         """Whether *url*, as requests prepares it, is on one of the API origins."""
@@ -149,21 +153,3 @@ class Scope:
     def is_token_url(self, url: str) -> bool:
         """Whether *url* is the token endpoint (whatever its query)."""
         return url.split("?", 1)[0] in self.token_urls
-
-
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-
-
-def _unquote_unreserved(path: str) -> str:
-    """*path* with escapes of unreserved characters decoded (``%74`` is ``t``), as requests
-    prepares a URL (RFC 3986, section 6.2.2.2); other escapes are left as they are."""
-    head, *rest = path.split("%")
-    parts = [head]
-    for piece in rest:
-        char = chr(int(piece[:2], 16)) if len(piece) >= 2 and _is_hex(piece[:2]) else ""
-        parts.append(char + piece[2:] if char in _UNRESERVED and char else "%" + piece)
-    return "".join(parts)
-
-
-def _is_hex(text: str) -> bool:
-    return all(c in "0123456789abcdefABCDEF" for c in text)

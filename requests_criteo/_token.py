@@ -2,7 +2,7 @@
 
 What lives here: :class:`TokenEndpoint`, which posts an OAuth2 token request through a
 private session and returns a :class:`~requests_criteo._cache.Token` or raises one of
-:mod:`requests_criteo.exceptions`; :class:`RequestsTransport`, which builds one. What does
+:mod:`requests_criteo.exceptions` (:mod:`._transport` builds one for a credential). What does
 not: deciding *when* to ask (the cache, the auth), building the form (:mod:`.auth`),
 judging the answer (:mod:`._answer`), the capped read (:mod:`._reading`).
 
@@ -370,29 +370,3 @@ class TokenEndpoint:
             response.close()  # closes the connection of a body left unread
         refused = refused or size_refusal(body)
         return refused if refused is not None else (response, Answer(body))
-
-
-class RequestsTransport:
-    """Builds a credential's TokenEndpoint on requests; pickles without its session.
-
-    :param session: the session token requests go through; a private one per endpoint
-        when ``None``. A session belongs to its process: a pickle leaves it out.
-    """
-
-    def __init__(self, session: requests.Session | None = None) -> None:
-        self.session = session
-
-    def __call__(
-        self, url: str, *, timeout: tuple[float, float], deadline: float, retry: CriteoRetry
-    ) -> TokenEndpoint:
-        return TokenEndpoint(
-            url,
-            timeout=timeout,
-            deadline=deadline,
-            retry=retry,
-            user_agent=USER_AGENT,
-            session=self.session,
-        )
-
-    def __reduce__(self) -> tuple[type[RequestsTransport], tuple[()]]:
-        return (RequestsTransport, ())

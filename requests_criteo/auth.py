@@ -31,7 +31,8 @@ from ._credentials import (
 )
 from ._request_path import Mark, chain_of, mark_of, resend_once
 from ._source import AUTHORIZATION_CODE
-from ._token import USER_AGENT, RequestsTransport
+from ._token import USER_AGENT
+from ._transport import RequestsTransport
 from .retry import CriteoRetry
 from .stores import StoredToken, TokenStore
 

@@ -188,3 +188,23 @@ def test_a_non_canonical_token_url_is_recognised_and_never_waits_on_itself(
     assert fake.token_requests == 1
     assert fake.token_endpoint_requests()[0].header("Authorization") is None
     assert fake.api_calls()[-1].bearer is not None
+
+
+@pytest.mark.parametrize(
+    "token_url",
+    [
+        "https://API.Criteo.com/oauth2/token",
+        "https://api.criteo.com/oauth2/%7etoken",
+        "https://api.criteo.com/o auth2/token",
+        "https://api.criteo.com/oauth2/tökén",
+        "https://api.criteo.com/a/../oauth2/token",
+        "https://api.criteo.com:443/oauth2/token",
+        "https://api.criteo.com/oauth2/token%2f",
+    ],
+)
+def test_the_token_url_however_spelled_never_gets_a_bearer_token(token_url: str) -> None:
+    """Recognised as requests sends it: case, escapes, dot segments, the default port."""
+    auth = CriteoAuth("id", SECRET, token_url=token_url)
+    sent = prepared(token_url)
+    assert auth.is_token_url(sent)
+    assert "Authorization" not in auth(requests.Request("POST", sent).prepare()).headers

@@ -35,7 +35,8 @@ from requests_criteo import (
 )
 from requests_criteo._answer import MAX_TOKEN_BODY, judge
 from requests_criteo._cache import Token
-from requests_criteo._token import RequestsTransport, TokenEndpoint
+from requests_criteo._token import TokenEndpoint
+from requests_criteo._transport import RequestsTransport
 from requests_criteo.testing import FakeCriteo
 
 from .conftest import (
