@@ -234,6 +234,7 @@ class Credentials:
         self._secret = Secret(check_credential("client_secret", client_secret))
         self.token_url = token_url = options.get("token_url", DEFAULT_TOKEN_URL)
         self.scope = Scope(token_url, options.get("api_origins"), transport.as_sent(token_url))
+        self.api_origins = self.scope.origins
         self.timeout, self.deadline = _check_timing(
             options.get("timeout", DEFAULT_TIMEOUT), options.get("deadline", DEFAULT_DEADLINE)
         )

@@ -39,6 +39,11 @@ from .stores import StoredToken, TokenStore
 __all__ = ["DEFAULT_TOKEN_URL", "USER_AGENT", "CriteoAuth"]
 
 
+def _setting(name: str, doc: str) -> Any:
+    """A read-only attribute of the auth: its credentials' setting *name*."""
+    return property(lambda auth: getattr(auth.credentials, name), doc=doc)
+
+
 class CriteoAuth(AuthBase):
     """Authenticate requests to the Criteo APIs with a cached OAuth2 bearer token.
 
@@ -122,15 +127,20 @@ class CriteoAuth(AuthBase):
             grant=grant,
             account=account,
         )
-        self._show_settings()
 
-    def _show_settings(self) -> None:
-        """The credentials' settings as the auth's attributes, as they have always been."""
-        c = self.credentials
-        self.client_id, self.token_url, self.api_origins = c.client_id, c.token_url, c.scope.origins
-        self.cache, self.store, self.on_token = c.cache, c.store, c.on_token
-        self.grant, self.account, self.fingerprint = c.grant, c.account, c.fingerprint
-        self.timeout, self.deadline, self.retry = c.timeout, c.deadline, c.retry
+    # The credentials' settings, read-only: an auth is built with them (build another).
+    client_id: str = _setting("client_id", "The app's client id.")
+    token_url: str = _setting("token_url", "The token endpoint.")
+    api_origins: tuple[str, ...] = _setting("api_origins", "The origins that get the token.")
+    cache: TokenCache = _setting("cache", "The token cache (the process's, unless given).")
+    store: TokenStore = _setting("store", "Where tokens are kept (this process's memory).")
+    on_token: Callable[[StoredToken], object] | None = _setting("on_token", "Told new tokens.")
+    grant: str = _setting("grant", "``client_credentials`` or ``authorization_code``.")
+    account: str = _setting("account", "The name an authorization-code app's tokens go by.")
+    fingerprint: str = _setting("fingerprint", "A one-way fingerprint of the credentials.")
+    timeout: tuple[float, float] = _setting("timeout", "Seconds for one token request.")
+    deadline: float = _setting("deadline", "Seconds a token fetch may take in all.")
+    retry: CriteoRetry = _setting("retry", "The retry policy of the token request.")
 
     @classmethod
     def from_env(cls, **options: Any) -> CriteoAuth:
@@ -202,7 +212,6 @@ class CriteoAuth(AuthBase):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.credentials = state["credentials"]
-        self._show_settings()
 
     # -- the request path -------------------------------------------------------------
 
@@ -278,7 +287,16 @@ class CriteoAuth(AuthBase):
         ):
             hooks.insert(0, self.handle_401)
 
-    def handle_401(self, r: requests.Response, **send_options: Any) -> requests.Response:
+    def handle_401(
+        self,
+        r: requests.Response,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Any = None,
+        **kwargs: Any,
+    ) -> requests.Response:
         """Response hook: on a 401 from a Criteo origin, refresh the token and resend once.
 
         Called by requests with the send options (stream, timeout, verify, cert, proxies);
@@ -289,7 +307,16 @@ class CriteoAuth(AuthBase):
         """
         if r.status_code != 401:
             return r
-        return resend_once(r, self.credentials, **send_options)
+        return resend_once(
+            r,
+            self.credentials,
+            stream=stream,
+            timeout=timeout,
+            verify=verify,
+            cert=cert,
+            proxies=proxies,
+            **kwargs,
+        )
 
     def is_token_url(self, url: str) -> bool:
         """Whether *url* is this auth's token endpoint, which never gets a bearer token."""

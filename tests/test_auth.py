@@ -480,3 +480,26 @@ def test_logs_at_debug_hold_no_secret_through_a_401(
     requests.get(ME, auth=auth)
     assert "401" in caplog.text
     assert_no_secret(caplog.text)
+
+
+@pytest.mark.parametrize("name", ["cache", "store", "retry", "api_origins", "client_id"])
+def test_an_auths_settings_are_read_only(name: str, auth: CriteoAuth) -> None:
+    """Set once at build time: a later assignment is refused, never silently ignored."""
+    before = getattr(auth, name)
+    with pytest.raises(AttributeError):
+        setattr(auth, name, TokenCache())
+    assert getattr(auth, name) is before
+
+
+def test_handle_401_takes_the_send_options_by_position_too(
+    mocked: responses.RequestsMock, auth: CriteoAuth
+) -> None:
+    mocked.post(TOKEN_URL, json=token_json("tok-1"))
+    mocked.post(TOKEN_URL, json=token_json("tok-2"))
+    mocked.get(ME, status=401, json=EXPIRED)
+    mocked.get(ME, json={"data": "ok"})
+    prep = auth(requests.Request("GET", ME).prepare())
+    r = requests.adapters.HTTPAdapter().send(prep, False, 5.0)
+    assert r.status_code == 401
+    resent = auth.handle_401(r, False, 5.0, True, None, {})
+    assert (resent.status_code, resent.request.headers["Authorization"]) == (200, "Bearer tok-2")
