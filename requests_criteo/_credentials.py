@@ -4,11 +4,12 @@ What lives here: :class:`Credentials`, which checks the app's settings, keys its
 the process-wide cache, gets them from its store or its token endpoint (one request per
 lifetime, however many threads ask), drops a refused one, exchanges authorization codes,
 and pickles without its secret. What does not: HTTP. The token request goes through the
-*transport* it is given (requests' in :mod:`._token`); putting the token on a request and
-resending a 401 are the request path's (:mod:`.auth`, :mod:`._request_path`). Nothing here
-imports requests (the errors it raises are requests' ``RequestException`` subclasses, by
-the library's public contract), so another HTTP library's glue can use the same
-credentials, cache and stores.
+*transport* it is given (requests' in :mod:`._transport`); putting the token on a request
+and resending a 401 are the request path's (:mod:`.auth`, :mod:`._request_path`). Nothing
+here imports requests, so another HTTP library's glue can use the same credentials, cache
+and stores. Two things remain shared with the requests side, by the public contract: the
+errors raised are requests' ``RequestException`` subclasses, and the retry policy is a
+:class:`~requests_criteo.CriteoRetry`, which is urllib3's ``Retry``.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def replay_position(body: object) -> tuple[bool, int | None]:
 
 @dataclass(slots=True)
 class Mark:
-    """What one request needs for its resend; set on the request, never changed.
+    """What one request needs for its resend; set on the request once, and left alone.
 
     It holds the credentials, not the auth: a request sent again after its auth is gone
     (a retry helper, an adapter's request sent elsewhere) is still resent with them
@@ -181,7 +181,7 @@ def resend_once(
         when nothing is to be done: not a 401, not ours, a resend already, or a body that
         cannot be sent again (a generator, a non-seekable stream).
     """
-    mark = _to_resend(response, credentials)
+    mark = _claim(response, credentials)
     if mark is None:
         return response
     request = response.request
@@ -212,8 +212,11 @@ def resend_once(
     return resent
 
 
-def _to_resend(response: requests.Response, credentials: Credentials) -> Mark | None:
-    """The mark of a 401 that this library is to resend; ``None`` for anything else."""
+def _claim(response: requests.Response, credentials: Credentials) -> Mark | None:
+    """Claim a 401 that this library is to resend, once: its mark; ``None`` for anything else.
+
+    The first look at a 401 claims it (marks it handled), whatever it finds.
+    """
     if response.status_code != 401 or getattr(response, _HANDLED, False):
         return None
     # Once per 401: an adapter that handled it may hand it on to a hook unchanged.
