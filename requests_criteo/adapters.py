@@ -149,10 +149,7 @@ class CriteoAdapter(HTTPAdapter):
         mark = mark_of(request)
         if url is not None and self.auth.credentials.scope.covers(url):
             mark = self._prepare(request, url, mark)
-        if mark is not None:
-            replayable = mark.replayable
-        else:
-            replayable = replay_position(request.body)[0]
+        replayable = mark.replayable if mark is not None else replay_position(request.body)[0]
         if replayable:
             response = super().send(request, stream, timeout, verify, cert, proxies)
         else:
