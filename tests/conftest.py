@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -350,3 +354,57 @@ def pytest_terminal_summary(
             "coverage: requests_criteo/redis_store.py left out of the report: no redis-server "
             "binary, so its tests were skipped (see the skip reason for what to install)"
         )
+
+
+def wait_for_child(pid: int, within: float = 10.0) -> int:
+    """The forked child's exit code; a child still running after *within* seconds is killed.
+
+    A hang in a child (a lock it inherited held for ever) is then a failure, not a stuck run.
+    """
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail(f"the forked child was still running after {within:g} s: killed")
+
+
+@contextlib.contextmanager
+def held_in_another_thread(
+    lock: Callable[[], contextlib.AbstractContextManager[object]],
+) -> Iterator[threading.Event]:
+    """Inside the block another thread holds ``lock()``; setting the event yielded lets go.
+
+    For tests that fork while a lock is held by a thread the child will not have.
+    """
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock():
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert held.wait(5)
+    try:
+        yield release
+    finally:
+        release.set()
+        thread.join(10)
+
+
+def left_in_a_forked_child(held: contextlib.AbstractContextManager[object]) -> int:
+    """Fork; the child leaves *held*, a block the parent entered, and exits: its exit code."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        code = 1
+        try:
+            held.__exit__(None, None, None)
+            code = 0
+        finally:
+            os._exit(code)
+    return wait_for_child(pid)

@@ -12,13 +12,14 @@ import copy
 import io
 import pickle
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import requests
 
 import requests_criteo
 from requests_criteo import CriteoAuth
-from requests_criteo.testing import FakeCriteo
+from requests_criteo.testing import FakeCriteo, SeenRequest
 
 from .conftest import CLIENT_ID, SECRET, WAYS, V, criteo_client, echo, me, summary
 
@@ -150,34 +151,44 @@ def test_a_401_after_a_same_origin_redirect_is_refreshed_and_resent(
     assert fake.api_calls()[-1].bearer is not None
 
 
+def upload_through_a_redirect_once_revoked(
+    way: str, fake: FakeCriteo, auth: CriteoAuth, status: int, target: str, body: Any
+) -> tuple[tuple[int, list[int]], SeenRequest, SeenRequest]:
+    """POST *body* to a path the fake redirects (*status*) to *target*, its token revoked.
+
+    Returns the answer's status and history, and the last two API calls the fake saw: the
+    redirected one, answered 401, and its resend.
+    """
+    fake.set_response(f"/{V}/moved", status=status, headers={"Location": target}, authorize=False)
+    with criteo_client(way, fake, auth) as s:
+        assert summary(s.get(me(fake), timeout=5)) == (200, [])
+        fake.revoke()
+        answer = summary(s.post(f"{fake.url}/{V}/moved", data=body, timeout=5))
+    first, resend = fake.api_calls()[-2:]
+    assert first.bearer != resend.bearer  # the resend carries the new token
+    return answer, first, resend
+
+
 @pytest.mark.parametrize("way", [*WAYS, "auth"])
 def test_a_401_after_a_303_from_a_generator_upload_is_refreshed_and_resent(
     way: str, fake: FakeCriteo, criteo_auth: CriteoAuth
 ) -> None:
     """The 303's GET has no body: the generator the upload had does not stop its resend."""
-    fake.set_response(f"/{V}/upload", status=303, headers={"Location": me(fake)}, authorize=False)
-    with criteo_client(way, fake, criteo_auth) as s:
-        assert summary(s.get(me(fake), timeout=5)) == (200, [])
-        fake.revoke()
-        r = s.post(f"{fake.url}/{V}/upload", data=(c for c in [b"data"]), timeout=5)
-        # requests gives the final answer the redirects as its history: the 401 is not there.
-        assert summary(r) == (200, [303])
-    first, resend = fake.api_calls()[-2:]
+    generator = (c for c in [b"data"])
+    answer, first, resend = upload_through_a_redirect_once_revoked(
+        way, fake, criteo_auth, 303, me(fake), generator
+    )
+    # requests gives the final answer the redirects as its history: the 401 is not there.
+    assert answer == (200, [303])
     assert (first.method, resend.method) == ("GET", "GET")
-    assert first.bearer != resend.bearer
 
 
 @pytest.mark.parametrize("way", [*WAYS, "auth"])
 def test_a_401_after_a_307_with_a_file_body_is_resent_with_the_whole_body(
     way: str, fake: FakeCriteo, criteo_auth: CriteoAuth
 ) -> None:
-    target = echo(fake, "upload")
-    fake.set_response(f"/{V}/moved", status=307, headers={"Location": target}, authorize=False)
-    with criteo_client(way, fake, criteo_auth) as s:
-        assert summary(s.get(me(fake), timeout=5)) == (200, [])
-        fake.revoke()
-        r = s.post(f"{fake.url}/{V}/moved", data=io.BytesIO(b"payload"), timeout=5)
-        assert summary(r) == (200, [307])
-    first, resend = fake.api_calls()[-2:]
+    answer, first, resend = upload_through_a_redirect_once_revoked(
+        way, fake, criteo_auth, 307, echo(fake, "upload"), io.BytesIO(b"payload")
+    )
+    assert answer == (200, [307])
     assert first.body == resend.body == b"payload"
-    assert first.bearer != resend.bearer

@@ -9,7 +9,6 @@ import os
 import pickle
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,17 @@ import requests
 from requests_criteo import CriteoAuth, CriteoAuthError, StoredToken, TokenCache
 from requests_criteo.testing import FakeCriteo
 
-from .conftest import SECRET, TOKEN, FakeClock, assert_no_secret, authorize, fleet_worker
+from .conftest import (
+    SECRET,
+    TOKEN,
+    FakeClock,
+    assert_no_secret,
+    authorize,
+    fleet_worker,
+    held_in_another_thread,
+    left_in_a_forked_child,
+    wait_for_child,
+)
 from .redis_server import HOW_TO_GET_IT, REDIS_SERVER, RedisServer
 
 if REDIS_SERVER is None:
@@ -449,19 +458,6 @@ def test_a_lock_holder_killed_mid_refresh_blocks_no_longer_than_the_lock_ttl(
 # -- a child forked from a process using the store -----------------------------------------
 
 
-def _wait_for_child(pid: int, within: float = 5.0) -> int:
-    """The child's exit code; a child still running after *within* seconds is killed."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.02)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    pytest.fail(f"the forked child was still running after {within:g} s: killed")
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
 def test_a_child_forked_while_another_thread_holds_the_outage_lock_can_use_the_store(
@@ -470,18 +466,7 @@ def test_a_child_forked_while_another_thread_holds_the_outage_lock_can_use_the_s
     # Another thread of the parent is inside the outage bookkeeping (the store's _state
     # lock) at the fork: the child, which has no such thread, must not wait for it.
     store.write("k", stored(clock))
-    held = threading.Event()
-    release = threading.Event()
-
-    def hold() -> None:
-        with store._state:
-            held.set()
-            release.wait(30)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    assert held.wait(5)
-    try:
+    with held_in_another_thread(lambda: store._state):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child's coverage is not collected
             code = 1
@@ -495,10 +480,7 @@ def test_a_child_forked_while_another_thread_holds_the_outage_lock_can_use_the_s
                     code = 0
             finally:
                 os._exit(code)
-        assert _wait_for_child(pid) == 0
-    finally:
-        release.set()
-        t.join(10)
+        assert wait_for_child(pid) == 0
     assert store.read("k") == stored(clock, access="from-the-child")  # written to Redis
 
 
@@ -512,15 +494,7 @@ def test_a_child_leaving_an_inherited_lock_block_keeps_the_parent_holding_the_re
     held = store.lock("k")
     held.__enter__()
     try:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child's coverage is not collected
-            code = 1
-            try:
-                held.__exit__(None, None, None)
-                code = 0
-            finally:
-                os._exit(code)
-        assert _wait_for_child(pid) == 0
+        assert left_in_a_forked_child(held) == 0
         assert client.exists(store._name("lock", "k")) == 1
         other = RedisTokenStore(server.url, clock=clock, lock_ttl=2, lock_timeout=0.2)
         with pytest.raises(CriteoAuthError, match="waiting for the Redis"), other.lock("k"):

@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import pickle
-import signal
 import stat
 import sys
 import threading
@@ -26,7 +25,13 @@ from requests_criteo import (
     TokenStoreError,
 )
 
-from .conftest import TOKEN, assert_no_secret
+from .conftest import (
+    TOKEN,
+    assert_no_secret,
+    held_in_another_thread,
+    left_in_a_forked_child,
+    wait_for_child,
+)
 
 REFRESH = "refresh-SENTINEL-token"
 
@@ -261,39 +266,12 @@ def test_the_home_directory_is_expanded(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def test_the_lock_gives_up_on_another_thread_after_its_timeout(tmp_path: Path) -> None:
     # One store shared by two threads: the wait is on the in-process lock, not the file's.
     store = FileTokenStore(tmp_path / "tokens.json", lock_timeout=0.2)
-    held = threading.Event()
-    release = threading.Event()
-
-    def hold() -> None:
-        with store.lock("k"):
-            held.set()
-            release.wait(10)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    assert held.wait(5)
-    try:
+    with held_in_another_thread(lambda: store.lock("k")):
         started = time.monotonic()
         with pytest.raises(TokenStoreError, match="another thread") as caught, store.lock("k"):
             pass  # pragma: no cover - never reached
         assert time.monotonic() - started < 2
         assert caught.value.path == str(tmp_path / "tokens.json")
-    finally:
-        release.set()
-        t.join(10)
-
-
-def _wait_for_child(pid: int, within: float = 10.0) -> int:
-    """The child's exit code; a child still running after *within* seconds is killed."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        time.sleep(0.02)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    pytest.fail(f"the forked child was still running after {within:g} s: killed")
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -309,18 +287,7 @@ def test_a_child_forked_while_a_thread_holds_the_lock_does_not_hang(
     path = tmp_path / "tokens.json"
     store = FileTokenStore(path, lock_timeout=5 if parent_releases else 0.3)
     store.write("k", token())
-    held = threading.Event()
-    release = threading.Event()
-
-    def hold() -> None:
-        with store.lock("k"):
-            held.set()
-            release.wait(30)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    assert held.wait(5)
-    try:
+    with held_in_another_thread(lambda: store.lock("k")) as release:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child's coverage is not collected
             code = 1
@@ -337,10 +304,7 @@ def test_a_child_forked_while_a_thread_holds_the_lock_does_not_hang(
                 os._exit(code)
         if parent_releases:
             release.set()
-        assert _wait_for_child(pid) == 0
-    finally:
-        release.set()
-        t.join(10)
+        assert wait_for_child(pid) == 0
     if parent_releases:
         assert store.read("k") == token("from-the-child")
 
@@ -353,15 +317,7 @@ def test_a_child_leaving_the_lock_block_keeps_the_parent_holding_it(tmp_path: Pa
     held = FileTokenStore(path).lock("k")
     held.__enter__()
     try:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child's coverage is not collected
-            code = 1
-            try:
-                held.__exit__(None, None, None)
-                code = 0
-            finally:
-                os._exit(code)
-        assert _wait_for_child(pid) == 0
+        assert left_in_a_forked_child(held) == 0
         other = FileTokenStore(path, lock_timeout=0.2)
         with pytest.raises(TokenStoreError, match="another process"), other.lock("k"):
             pass  # pragma: no cover - never reached
