@@ -204,13 +204,12 @@ def counts(report: Report, args: argparse.Namespace) -> None:
         "requests-oauthlib has none. Each client starts without a token. Outcomes: "
         "statuses, and exceptions by name.",
     )
-    for r in results:
-        if r.name in CRITEO_WAYS:
-            report.target(
-                r.exact,
-                f"`{r.name}`: {threads} threads make the expected token requests, no call fails",
-                f"{r.token_requests} of {r.expected}; {outcomes(r.statuses)}",
-            )
+    for r in (r for r in results if r.name in CRITEO_WAYS):
+        report.target(
+            r.exact,
+            f"`{r.name}`: {threads} threads make the expected token requests, no call fails",
+            f"{r.token_requests} of {r.expected}; {outcomes(r.statuses)}",
+        )
 
     print("[401 storm]", file=sys.stderr, flush=True)
     storms = [storm(name, threads) for name in names]
@@ -224,13 +223,12 @@ def counts(report: Report, args: argparse.Namespace) -> None:
         ],
         "Resends: answers with the 401 in their history.",
     )
-    for s in storms:
-        if s.name in CRITEO_WAYS:
-            report.target(
-                s.exact,
-                f"`{s.name}`: one token request, {threads} resends, {threads} x 200",
-                f"{s.token_requests}, {s.resends}, {outcomes(s.statuses)}",
-            )
+    for s in (s for s in storms if s.name in CRITEO_WAYS):
+        report.target(
+            s.exact,
+            f"`{s.name}`: one token request, {threads} resends, {threads} x 200",
+            f"{s.token_requests}, {s.resends}, {outcomes(s.statuses)}",
+        )
 
     print(f"[{args.processes} processes]", file=sys.stderr, flush=True)
     fleet: list[Renewal] = []
