@@ -12,6 +12,7 @@ refresh and one resend. The public names are listed in ``__all__``; modules whos
 start with ``_`` are private.
 """
 
+import logging
 from typing import TYPE_CHECKING
 
 from .__version__ import __version__
@@ -38,6 +39,10 @@ from .stores import MemoryTokenStore, StoredToken, TokenStore
 
 if TYPE_CHECKING:
     from .redis_store import RedisTokenStore
+
+# A library's logger: silent until the application configures logging (no last-resort
+# output of the library's warnings on stderr).
+logging.getLogger("requests_criteo").addHandler(logging.NullHandler())
 
 
 def __getattr__(name: str) -> object:

@@ -11,6 +11,8 @@ import functools
 import json
 import pickle
 import socket
+import subprocess
+import sys
 import traceback
 from collections.abc import Callable, Iterator
 from types import ModuleType
@@ -424,3 +426,9 @@ def test_a_bearer_token_straddling_the_cut_of_a_field_leaves_no_part_behind(
         raise_for_status(r)
     assert TOKEN[:8] not in str(info.value)
     assert "[secure]" in str(info.value)
+
+
+def test_the_librarys_warnings_stay_off_stderr_until_logging_is_configured() -> None:
+    code = "import logging, requests_criteo; logging.getLogger('requests_criteo').warning('x')"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (run.returncode, run.stderr) == (0, "")
