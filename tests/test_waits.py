@@ -8,6 +8,7 @@ at most. Only the two pseudo-terminal runs sleep for real (about a second each).
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 import requests
 import responses
 
-from requests_criteo import CriteoAuth, CriteoRetry, TokenCache
+from requests_criteo import CriteoAuth, CriteoRetry, RateLimiter, TokenCache
 from requests_criteo.exceptions import TokenRequestError
 
 from .conftest import SECRET, TOKEN_URL, FakeClock, Sleeps
@@ -93,3 +94,37 @@ def test_an_endpoint_that_never_answers_is_connected_no_answer(
     assert str(info.value) == (
         "connected to the token endpoint, no answer within 0.2 s; gave up after 1 attempts"
     )
+
+
+# -- pacing in the logs: each wait at DEBUG, one INFO line a minute at most -----------------
+
+
+def paced(clock: FakeClock, calls: int, per_minute: float = 60) -> RateLimiter:
+    """A limiter that has paced *calls* calls, its sleeps moving *clock* on."""
+    limiter = RateLimiter(per_minute, clock=clock, sleep=clock.advance)
+    for _ in range(calls):
+        limiter.acquire()
+    return limiter
+
+
+def test_each_pacing_wait_is_logged_at_debug(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="requests_criteo")
+    paced(clock, 4)
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    assert debug == ["rate limit (60 calls/min): waiting 1.00 s"] * 3
+
+
+def test_pacing_is_summed_up_at_info_once_a_minute_at_most(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="requests_criteo")
+    paced(clock, 151)  # one a second: 150 waits over 150 s of the fake clock
+    info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    summed = "s waited in all (at most one such line a minute; each wait at DEBUG)"
+    assert info == [
+        f"rate limit (60 calls/min): 1 call(s) paced, 1.00 {summed}",  # the first, at once
+        f"rate limit (60 calls/min): 60 call(s) paced, 60.00 {summed}",
+        f"rate limit (60 calls/min): 60 call(s) paced, 60.00 {summed}",
+    ]
