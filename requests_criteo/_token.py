@@ -42,6 +42,7 @@ from ._answer import MAX_TOKEN_BODY, judge, length_refusal, size_refusal
 from ._cache import Token
 from ._reading import read_capped
 from ._text import Answer, Secret, Secrets
+from ._waits import pause
 from .exceptions import CriteoAuthError, TokenRequestError
 from .retry import CriteoRetry
 
@@ -317,7 +318,7 @@ class TokenEndpoint:
             "token request failed (%s); attempt %d in %.2f s", retryable.failure, attempts + 1, wait
         )
         if wait > 0:
-            policy.sleep_func(wait)
+            pause(wait, f"retrying the token request ({retryable.failure})", policy.sleep_func)
         return policy
 
     def _attempt(self, body: str, timeout: tuple[float, float], remaining: float) -> _Outcome:

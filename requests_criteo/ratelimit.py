@@ -22,6 +22,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from ._waits import pause
+
 __all__ = ["RateLimiter", "is_reporting"]
 
 log = logging.getLogger("requests_criteo")
@@ -110,13 +112,14 @@ class RateLimiter:
     def acquire(self) -> float:
         """Wait for this call's turn; return the seconds waited.
 
-        The wait is logged at DEBUG and summed up at INFO (see :meth:`_sum_up`).
+        The wait is logged at DEBUG, summed up at INFO (see :meth:`_sum_up`) and announced
+        to watchers (the command line's countdown).
         """
         wait = self.reserve()
         if wait > 0:
             log.debug("rate limit (%g calls/min): waiting %.2f s", self.per_minute, wait)
             self._sum_up(wait)
-            self.sleep(wait)
+            pause(wait, f"pacing calls to {self.per_minute:g} a minute", self.sleep)
         return wait
 
     def _sum_up(self, wait: float) -> None:
