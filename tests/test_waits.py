@@ -339,6 +339,14 @@ def test_the_countdown_line_is_wiped_when_the_wait_ends() -> None:
     assert terminal.getvalue() == f"\r{frame}\r{' ' * len(frame)}\r"
 
 
+def test_a_frame_never_wraps_past_the_terminal_s_width() -> None:
+    terminal = Tty()  # no size to ask a StringIO: 80 columns assumed
+    Countdown(terminal)(5.0, "x" * 200)()
+    first_frame = terminal.getvalue().split("\r")[1]
+    assert first_frame.startswith("waiting 5 s: xxx")
+    assert len(first_frame) == 79  # the last column left free: no wrap, "\r" stays on the line
+
+
 def test_nothing_is_registered_for_a_stream_that_is_not_a_terminal() -> None:
     stop = show_waits(io.StringIO())
     assert _waits._watchers == []
