@@ -26,6 +26,7 @@ from typing import Any, TextIO, TypeAlias
 import requests
 
 from . import __version__
+from ._countdown import show_waits
 from ._credentials import required_env
 from ._demo import demo
 from ._text import safe_text
@@ -307,6 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.addHandler(handler)
     previous = logger.level
     logger.setLevel(logging.INFO)  # retry and rate-limit waits, on stderr
+    hide_waits = show_waits(sys.stderr, prefix="criteo-auth: ")  # counted down on a terminal
     try:
         if args.command == "authorize":
             return authorize(args, sys.stdout, sys.stdin)
@@ -319,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _complain(f"{type(exc).__name__}: {exc}")
         return 1
     finally:
+        hide_waits()
         logger.removeHandler(handler)
         logger.setLevel(previous)
 

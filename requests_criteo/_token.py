@@ -30,6 +30,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.exceptions import ProxyError, SSLError
 from requests.utils import default_user_agent
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -41,6 +42,7 @@ from ._answer import MAX_TOKEN_BODY, judge, length_refusal, size_refusal
 from ._cache import Token
 from ._reading import read_capped
 from ._text import Answer, Secret, Secrets
+from ._waits import pause
 from .exceptions import CriteoAuthError, TokenRequestError
 from .retry import CriteoRetry
 
@@ -150,6 +152,18 @@ def _never_sent(exc: Exception) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
+def _failure(exc: Exception, timeout: tuple[float, float]) -> str:
+    """What failed, and whether a connection was made: a network or a server to blame."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"could not connect to the token endpoint within {timeout[0]:g} s"
+    name = type(exc).__name__
+    if _never_sent(exc) or isinstance(exc, (ProxyError, SSLError)):
+        return f"could not connect to the token endpoint ({name})"
+    if isinstance(exc, requests.ReadTimeout):
+        return f"connected to the token endpoint, no answer within {timeout[1]:g} s"
+    return f"connected to the token endpoint, then the connection failed ({name})"
+
+
 #: What one attempt brings back: the answer and its body, read within the cap, or a failure.
 _Outcome = tuple[requests.Response, Answer] | Exception
 
@@ -239,9 +253,12 @@ class TokenEndpoint:
                 )
             attempts += 1
             sent_at = timer()
+            timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
             # Settled in frames that are gone by the time anything is raised here, and
             # raised outside any except block: nothing chains back to the form or answer.
-            outcome = self._settle(self._attempt(body, remaining), sent_at, hidden, policy, retry)
+            outcome = self._settle(
+                self._attempt(body, timeout, remaining), sent_at, hidden, policy, retry, timeout
+            )
             if isinstance(outcome, Token):
                 log.debug("token obtained from %s, lifetime %g s", self.url, outcome.lifetime)
                 return outcome
@@ -251,7 +268,12 @@ class TokenEndpoint:
 
     @staticmethod
     def _settle(
-        outcome: _Outcome, sent_at: float, secrets: Sequence[str], policy: CriteoRetry, retry: bool
+        outcome: _Outcome,
+        sent_at: float,
+        secrets: Sequence[str],
+        policy: CriteoRetry,
+        retry: bool,
+        timeout: tuple[float, float],
     ) -> Token | CriteoAuthError | _Retryable:
         """What one attempt comes to: a token, the error to raise, or a reason to retry."""
         if isinstance(outcome, CriteoAuthError):
@@ -265,7 +287,7 @@ class TokenEndpoint:
             return judge(answer, status, sent_at, secrets)
         if not isinstance(outcome, (requests.ConnectionError, requests.Timeout)):
             return TokenRequestError(f"the token request failed ({type(outcome).__name__})")
-        failure = f"could not reach the token endpoint ({type(outcome).__name__})"
+        failure = _failure(outcome, timeout)
         if not retry and not _never_sent(outcome):
             return TokenRequestError(failure)
         return _Retryable(failure, error=outcome)
@@ -296,17 +318,16 @@ class TokenEndpoint:
             "token request failed (%s); attempt %d in %.2f s", retryable.failure, attempts + 1, wait
         )
         if wait > 0:
-            policy.sleep_func(wait)
+            pause(wait, f"retrying the token request ({retryable.failure})", policy.sleep_func)
         return policy
 
-    def _attempt(self, body: str, remaining: float) -> _Outcome:
+    def _attempt(self, body: str, timeout: tuple[float, float], remaining: float) -> _Outcome:
         """One request and its capped answer, in a worker thread bounded by *remaining*.
 
         The read timeout restarts with every byte, so only a deadline bounds an endpoint
         that trickles: there the attempt is abandoned (see :class:`TokenEndpoint`) and the
         threads waiting for this token go on. A failure is returned, not raised.
         """
-        timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
         attempt = _Attempt()
         outcome: list[_Outcome] = []
 

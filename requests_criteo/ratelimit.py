@@ -10,6 +10,9 @@ wait. The limiter spaces calls evenly, one every ``60 / per_minute`` seconds, wh
 any 60-second window within the budget. With ``burst=B`` a quiet limiter lets B calls go
 back to back, so a window may then hold up to ``per_minute + B - 1`` calls: keep the
 default ``burst=1`` to stay strictly within Criteo's limits.
+
+A bulk script may wait before most of its calls: each wait is logged at DEBUG, and at
+INFO one line a minute at most sums them up, so that pacing does not drown a log.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ import threading
 import time
 from collections.abc import Callable
 
+from ._waits import pause
+
 __all__ = ["RateLimiter", "is_reporting"]
 
 log = logging.getLogger("requests_criteo")
 
 _REPORTING_MARKERS = ("/report", "/log-level")  # "/report" also finds "/reports"
+_SUMMARY_EVERY = 60.0  # seconds between two INFO lines about pacing, at least
 
 
 def is_reporting(path: str) -> bool:
@@ -47,7 +53,8 @@ class RateLimiter:
 
     :param per_minute: calls allowed per minute (a positive number).
     :param burst: calls that may go back to back after a quiet period (default 1: none).
-    :param clock: a monotonic clock, in seconds; tests inject one.
+    :param clock: a monotonic clock, in seconds, for the turns and the INFO summaries;
+        tests inject one.
     :param sleep: how to wait; tests inject one that records instead.
     """
 
@@ -72,6 +79,9 @@ class RateLimiter:
         self.sleep = sleep
         self._lock = threading.Lock()
         self._next: float | None = None  # see reserve()
+        # Waits not yet summed up at INFO, and when the last summary was logged.
+        self._unsummed = (0, 0.0)
+        self._summed_at: float | None = None
 
     def __repr__(self) -> str:
         return f"RateLimiter(per_minute={self.per_minute:g}, burst={self.burst})"
@@ -100,9 +110,33 @@ class RateLimiter:
             return float(turn - now)
 
     def acquire(self) -> float:
-        """Wait for this call's turn; return the seconds waited."""
+        """Wait for this call's turn; return the seconds waited.
+
+        The wait is logged at DEBUG, summed up at INFO (see :meth:`_sum_up`) and announced
+        to watchers (the command line's countdown).
+        """
         wait = self.reserve()
         if wait > 0:
-            log.info("rate limit (%g calls/min): waiting %.2f s", self.per_minute, wait)
-            self.sleep(wait)
+            log.debug("rate limit (%g calls/min): waiting %.2f s", self.per_minute, wait)
+            self._sum_up(wait)
+            pause(wait, f"pacing calls to {self.per_minute:g} a minute", self.sleep)
         return wait
+
+    def _sum_up(self, wait: float) -> None:
+        """Count *wait*; log the waits counted so far at INFO unless that was done within
+        the last minute. The first wait is logged at once, so pacing is never a surprise.
+        """
+        with self._lock:
+            count, total = self._unsummed[0] + 1, self._unsummed[1] + wait
+            now = self.clock()
+            if self._summed_at is not None and now - self._summed_at < _SUMMARY_EVERY:
+                self._unsummed = (count, total)
+                return
+            self._unsummed, self._summed_at = (0, 0.0), now
+        log.info(
+            "rate limit (%g calls/min): %d call(s) paced, %.2f s waited in all "
+            "(at most one such line a minute; each wait at DEBUG)",
+            self.per_minute,
+            count,
+            total,
+        )

@@ -25,6 +25,8 @@ from typing import Any
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
+from ._waits import pause
+
 __all__ = ["CriteoRetry"]
 
 log = logging.getLogger("requests_criteo")
@@ -39,9 +41,10 @@ class CriteoRetry(Retry):
     read errors only for idempotent methods (urllib3's ``allowed_methods``); failed
     connections always (nothing was sent). The wait is ``Retry-After`` or
     ``x-ratelimit-reset`` when usable, else exponential backoff with jitter (0.5 s, 1 s,
-    2 s... plus up to 0.5 s); every wait is at most ``retry_after_max`` seconds, and is
-    logged at INFO. After ``total`` retries the last response is returned as it is. ``sleep`` and
-    ``wall_clock`` are injectable so tests never sleep::
+    2 s... plus up to 0.5 s); every wait is at most ``retry_after_max`` seconds, is logged
+    at INFO and is announced to watchers (the command line's countdown). After ``total``
+    retries the last response is returned as it is. ``sleep`` and ``wall_clock`` are
+    injectable so tests never sleep::
 
         retry = CriteoRetry(total=4, backoff_factor=0.5, backoff_jitter=0.5)
         session.mount("https://api.criteo.com/", HTTPAdapter(max_retries=retry))
@@ -141,7 +144,7 @@ class CriteoRetry(Retry):
         seconds = self.get_retry_after(response)
         if seconds:
             log.info("Criteo asked to wait: retrying in %.2f s (HTTP %s)", seconds, response.status)
-            self.sleep_func(seconds)
+            pause(seconds, f"Criteo asked to wait (HTTP {response.status})", self.sleep_func)
             return True
         return False
 
@@ -156,7 +159,8 @@ class CriteoRetry(Retry):
         seconds = self.get_backoff_time()
         if seconds > 0:
             log.info("retrying in %.2f s", seconds)
-            self.sleep_func(seconds)
+            after = f"HTTP {response.status}" if response is not None else "a failed attempt"
+            pause(seconds, f"retrying after {after}", self.sleep_func)
 
     def _clamp(self, seconds: float) -> float:
         if not math.isfinite(seconds) or seconds < 0:

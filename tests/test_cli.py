@@ -286,7 +286,7 @@ def test_an_unreachable_token_endpoint_exits_1(
     monkeypatch.setenv("CRITEO_CLIENT_ID", "client-1")
     monkeypatch.setenv("CRITEO_CLIENT_SECRET", SECRET)
     assert main(["token", "--token-url", url]) == 1
-    assert "could not reach the token endpoint" in capsys.readouterr().err
+    assert "could not connect to the token endpoint" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["token", "request", "demo"])

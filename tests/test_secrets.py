@@ -299,7 +299,7 @@ def test_connection_failure_error_holds_no_secret(cache: TokenCache, sleeps: Sle
     )
     exc = token_error(auth)
     assert isinstance(exc, TokenRequestError)
-    assert "could not reach the token endpoint" in str(exc)
+    assert "could not connect to the token endpoint" in str(exc)
     assert len(sleeps) == 1  # retried once, then gave up
     assert_exception_keeps_the_secret_out(exc)
     # One level down too: a requests exception left in a frame's locals holds no request

@@ -226,7 +226,7 @@ def test_connection_errors_are_retried(
 
 def test_connection_errors_give_up(mocked: responses.RequestsMock, auth: CriteoAuth) -> None:
     mocked.post(TOKEN_URL, body=requests.ConnectionError("reset"))
-    with pytest.raises(TokenRequestError, match="could not reach the token endpoint"):
+    with pytest.raises(TokenRequestError, match="then the connection failed"):
         fetch(auth)
 
 
