@@ -29,10 +29,11 @@ import requests
 
 from . import __version__
 from ._cli_tokens import UsageError as _UsageError
-from ._cli_tokens import authorize_auth, command_auth, forget_cache
+from ._cli_tokens import authorize_auth, command_auth, forget_cache, leaving_no_lock_file
 from ._demo import demo
 from ._text import safe_text
 from .adapters import CriteoSession, mount
+from .auth import CriteoAuth
 from .consent import code_from_redirect, consent_url
 from .envelope import raise_for_status
 from .exceptions import CriteoAPIError, CriteoAuthError, MissingCredentialsError
@@ -44,7 +45,8 @@ def token(args: argparse.Namespace, out: TextIO) -> int:
     """Print a bearer token for the environment's credentials. Tokens are kept in a
     per-user cache file between runs, so any number of runs within a token's life make one
     token request."""
-    out.write(command_auth(args).token().access_token + "\n")
+    with leaving_no_lock_file(command_auth(args)) as auth:
+        out.write(auth.token().access_token + "\n")
     return 0
 
 
@@ -84,7 +86,19 @@ def request(args: argparse.Namespace, out: TextIO) -> int:
     piped. Exits 1 with Criteo's error summary on stderr when the answer is 4xx or 5xx.
     Rate-limit waits are shown on stderr.
     """
-    auth = command_auth(args)
+    with leaving_no_lock_file(command_auth(args)) as auth:
+        response = _send(auth, args)
+    _print_answer(response, out)
+    try:
+        raise_for_status(response)
+    except CriteoAPIError as exc:
+        _complain(str(exc))
+        return 1
+    return 0
+
+
+def _send(auth: CriteoAuth, args: argparse.Namespace) -> requests.Response:
+    """The call ``request`` makes, on a Criteo origin only."""
     target: str = args.path_or_url
     if target.startswith("/"):
         url = auth.api_origins[0] + target
@@ -104,14 +118,7 @@ def request(args: argparse.Namespace, out: TextIO) -> int:
                 f"{url} is not on a Criteo origin ({', '.join(auth.api_origins)}); "
                 "the token is only sent there"
             )
-        response = s.send(prepared, timeout=(10, 120))
-    _print_answer(response, out)
-    try:
-        raise_for_status(response)
-    except CriteoAPIError as exc:
-        _complain(str(exc))
-        return 1
-    return 0
+        return s.send(prepared, timeout=(10, 120))
 
 
 def authorize(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
@@ -122,7 +129,14 @@ def authorize(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     from CRITEO_TOKEN_URL when set). Both, and the token file, are checked before the
     consent URL is printed. Nothing secret is printed.
     """
-    auth = authorize_auth(args)
+    with leaving_no_lock_file(authorize_auth(args)) as auth:
+        return _consent_and_exchange(auth, args, out, stdin)
+
+
+def _consent_and_exchange(
+    auth: CriteoAuth, args: argparse.Namespace, out: TextIO, stdin: TextIO
+) -> int:
+    """What ``authorize`` does once every input is checked."""
     pkce = not args.no_pkce
     if args.redirect is None:
         request = consent_url(auth.client_id, args.redirect_uri, state=args.state, pkce=pkce)

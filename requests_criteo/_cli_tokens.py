@@ -14,7 +14,9 @@ the cache file, the next ones find it there.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +25,17 @@ import platformdirs
 from ._credentials import DEFAULT_TOKEN_URL, required_env
 from ._source import AUTHORIZATION_CODE
 from .auth import CriteoAuth
-from .exceptions import TokenStoreError
+from .exceptions import CriteoAuthError, TokenStoreError
 from .file_store import FileTokenStore
 
-__all__ = ["UsageError", "authorize_auth", "cache_path", "command_auth", "forget_cache"]
+__all__ = [
+    "UsageError",
+    "authorize_auth",
+    "cache_path",
+    "command_auth",
+    "forget_cache",
+    "leaving_no_lock_file",
+]
 
 #: The name of the cache folder, and of nothing else: tokens only.
 _APP = "requests-criteo"
@@ -100,6 +109,22 @@ def authorize_auth(args: argparse.Namespace) -> CriteoAuth:
     return auth
 
 
+@contextlib.contextmanager
+def leaving_no_lock_file(auth: CriteoAuth) -> Iterator[CriteoAuth]:
+    """*auth*, its token file's lock file removed once the command is done with it.
+
+    Removing it is tidying, not the command's result: if it fails (another process holds
+    the lock past its timeout, say), the file stays and the command's outcome stands.
+    """
+    try:
+        yield auth
+    finally:
+        store = auth.store
+        if isinstance(store, FileTokenStore):
+            with contextlib.suppress(CriteoAuthError):
+                store.remove_lock_file()
+
+
 def forget_cache() -> str:
     """Remove the cache file; what was done, in words.
 
@@ -114,6 +139,7 @@ def forget_cache() -> str:
     try:
         with store.lock("logout"):
             path.unlink(missing_ok=True)
+        store.remove_lock_file()
     except (OSError, TokenStoreError) as exc:
         raise TokenStoreError(f"cannot remove the token cache {path}: {exc}", str(path)) from exc
     return (

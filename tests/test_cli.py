@@ -373,6 +373,7 @@ def test_the_cache_file_is_0600_in_a_0700_folder(fake: FakeCriteo, cache_home: P
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert SECRET not in path.read_text(encoding="utf-8")
+    assert os.listdir(path.parent) == ["tokens.json"]  # no lock file left beside it
 
 
 def test_logout_removes_the_cache_and_the_next_run_fetches_anew(
@@ -381,7 +382,7 @@ def test_logout_removes_the_cache_and_the_next_run_fetches_anew(
     assert run_cli(fake, "token").returncode == 0
     assert main(["logout"]) == 0
     assert f"removed the token cache {cached_tokens(cache_home)}" in capsys.readouterr().out
-    assert not cached_tokens(cache_home).exists()
+    assert os.listdir(cached_tokens(cache_home).parent) == []
     assert run_cli(fake, "token").returncode == 0
     assert fake.token_requests == 2
 
@@ -408,6 +409,7 @@ def test_token_and_request_use_the_tokens_authorize_saved(fake: FakeCriteo, tmp_
     assert used.returncode == 0, used.stderr
     assert fake.token_requests == 1  # the code exchange; its access token is reused
     assert fake.api_calls()[0].bearer == done.stdout.strip()
+    assert list(tmp_path.glob("*.lock")) == []
 
 
 def test_a_stored_authorization_code_token_is_refreshed_through_its_refresh_token(
@@ -487,3 +489,75 @@ def test_authorize_fails_before_the_consent_url_when_the_store_is_unusable(
     out, err = capsys.readouterr()
     assert "consent.criteo.com" not in out
     assert "(--store)" in err
+
+
+def test_authorize_leaves_no_lock_file(fake: FakeCriteo, tmp_path: Path) -> None:
+    assert authorize_with_redirect(fake, tmp_path / "tokens.json") == 0
+    assert sorted(os.listdir(tmp_path)) == ["tokens.json"]
+
+
+def test_a_failed_authorize_leaves_no_lock_file_either(
+    fake: FakeCriteo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--redirect-uri", REDIRECT, "--store", str(tmp_path / "tokens.json")]
+    redirect = f"{REDIRECT}?code=c-1&state=forged"
+    assert main(["authorize", *args, "--state", "s-1", redirect]) == 1
+    assert "state does not match" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_stores_whose_lock_file_is_removed_after_each_use_stay_mutually_exclusive(
+    tmp_path: Path,
+) -> None:
+    """What makes removing the lock file safe: a holder that locked a file removed
+    meanwhile lets go and locks the new one. Each thread has a store object of its own,
+    so they lock through separate descriptors, as separate processes do."""
+    import threading
+
+    path = tmp_path / "tokens.json"
+    inside: list[int] = []
+    overlaps: list[int] = []
+
+    def use(worker: int) -> None:
+        store = FileTokenStore(path)
+        for _ in range(40):
+            with store.lock("k"):
+                inside.append(worker)
+                if len(inside) > 1:
+                    overlaps.append(worker)
+                os.sched_yield()
+                inside.remove(worker)
+            store.remove_lock_file()
+
+    threads = [threading.Thread(target=use, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert overlaps == []
+    assert not (tmp_path / "tokens.json.lock").exists()
+
+
+def test_a_store_whose_lock_file_was_removed_before_it_locked_takes_the_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check behind the test above, whatever filelock's release does: the file opened
+    before locking is gone once locked (another holder removed it), so the store lets go
+    and locks the file now at the path."""
+    store = FileTokenStore(tmp_path / "tokens.json")
+    lock_file = tmp_path / "tokens.json.lock"
+    opened: list[int] = []
+    open_lock_file = FileTokenStore._open_lock_file
+
+    def opened_then_removed_by_another_holder(self: FileTokenStore) -> int:
+        fd = open_lock_file(self)
+        opened.append(os.fstat(fd).st_ino)
+        if len(opened) == 1:
+            lock_file.unlink()
+        return fd
+
+    monkeypatch.setattr(FileTokenStore, "_open_lock_file", opened_then_removed_by_another_holder)
+    with store.lock("k"):
+        held = lock_file.stat().st_ino
+    assert len(opened) == 2
+    assert opened[1] == held
