@@ -22,7 +22,7 @@ from typing import Any
 
 import platformdirs
 
-from ._credentials import DEFAULT_TOKEN_URL, required_env
+from ._credentials import DEFAULT_ACCOUNT, DEFAULT_TOKEN_URL, required_env
 from ._source import AUTHORIZATION_CODE
 from .auth import CriteoAuth
 from .exceptions import CriteoAuthError, TokenStoreError
@@ -69,7 +69,7 @@ def command_auth(args: argparse.Namespace) -> CriteoAuth:
     if args.store is not None:
         options.update(
             store=FileTokenStore(args.store),
-            account=args.account or "default",
+            account=args.account or DEFAULT_ACCOUNT,
             grant=AUTHORIZATION_CODE,
         )
     elif args.account is not None:

@@ -45,6 +45,10 @@ class FileTokenStore(TokenStore):
         store = FileTokenStore("~/.cache/requests-criteo/tokens.json")
         auth = CriteoAuth(client_id, client_secret, store=store)
 
+    A program done with the store may remove the lock file (:meth:`remove_lock_file`, as
+    ``criteo-auth`` does): every lock checks that the file it locked is still the one at
+    the path, so the processes still sharing the store stay mutually excluded.
+
     The token file and the lock file are checked as ssh checks its keys: a symbolic link
     (never followed), something other than a regular file, another user's file, or a token
     file writable by group or others is refused with
