@@ -2,8 +2,9 @@
 
 What lives here: argument parsing and the subcommands — ``token`` (print a bearer token
 for the environment's credentials), ``request`` (an authenticated call, its JSON answer
-printed), ``authorize`` (consent, code exchange, tokens saved in a token file) and
-``demo``. What does not: the demo's script (:mod:`._demo`, a session against
+printed), ``authorize`` (consent, code exchange, tokens saved in a token file), ``logout``
+(the token cache removed) and ``demo``. What does not: where tokens are kept between runs
+(:mod:`._cli_tokens`), the demo's script (:mod:`._demo`, a session against
 :class:`~requests_criteo.testing.FakeCriteo` on loopback), or any library behaviour of
 its own.
 
@@ -15,42 +16,45 @@ exists to print.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
-import os
+import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO, TypeAlias
 
 import requests
 
 from . import __version__
+from ._cli_tokens import UsageError as _UsageError
+from ._cli_tokens import authorize_auth, command_auth, forget_cache, leaving_no_lock_file
 from ._countdown import show_waits
-from ._credentials import required_env
 from ._demo import demo
 from ._text import safe_text
 from .adapters import CriteoSession, mount
 from .auth import CriteoAuth
 from .consent import code_from_redirect, consent_url
 from .envelope import raise_for_status
-from .exceptions import CriteoAPIError, CriteoAuthError
-from .file_store import FileTokenStore
+from .exceptions import CriteoAPIError, CriteoAuthError, MissingCredentialsError
 
 __all__ = ["demo", "main"]
 
 
-class _UsageError(Exception):
-    """Wrong input on the command line: exit status 2."""
-
-
-def _auth(args: argparse.Namespace) -> CriteoAuth:
-    return CriteoAuth.from_env(**_token_url_option(args))
-
-
 def token(args: argparse.Namespace, out: TextIO) -> int:
-    """Print a bearer token for the environment's credentials."""
-    out.write(_auth(args).token().access_token + "\n")
+    """Print a bearer token for the environment's credentials. Tokens are kept in a
+    per-user cache file between runs, so any number of runs within a token's life make one
+    token request."""
+    with leaving_no_lock_file(command_auth(args)) as auth:
+        out.write(auth.token().access_token + "\n")
+    return 0
+
+
+def logout(args: argparse.Namespace, out: TextIO) -> int:
+    """Remove the per-user token cache that token and request fill, and say what was
+    done. A token file given to authorize with --store is left alone."""
+    out.write(forget_cache() + "\n")
     return 0
 
 
@@ -83,7 +87,19 @@ def request(args: argparse.Namespace, out: TextIO) -> int:
     piped. Exits 1 with Criteo's error summary on stderr when the answer is 4xx or 5xx.
     Rate-limit waits are shown on stderr.
     """
-    auth = _auth(args)
+    with leaving_no_lock_file(command_auth(args)) as auth:
+        response = _send(auth, args)
+    _print_answer(response, out)
+    try:
+        raise_for_status(response)
+    except CriteoAPIError as exc:
+        _complain(str(exc))
+        return 1
+    return 0
+
+
+def _send(auth: CriteoAuth, args: argparse.Namespace) -> requests.Response:
+    """The call ``request`` makes, on a Criteo origin only."""
     target: str = args.path_or_url
     if target.startswith("/"):
         url = auth.api_origins[0] + target
@@ -103,27 +119,28 @@ def request(args: argparse.Namespace, out: TextIO) -> int:
                 f"{url} is not on a Criteo origin ({', '.join(auth.api_origins)}); "
                 "the token is only sent there"
             )
-        response = s.send(prepared, timeout=(10, 120))
-    _print_answer(response, out)
-    try:
-        raise_for_status(response)
-    except CriteoAPIError as exc:
-        _complain(str(exc))
-        return 1
-    return 0
+        return s.send(prepared, timeout=(10, 120))
 
 
 def authorize(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     """Print the consent URL (with PKCE), read the URL the browser was sent back to (or the
     bare code) from stdin or an argument, check its state, exchange the code once, and save
-    the access and refresh tokens in a token file. The client secret comes from
-    CRITEO_CLIENT_SECRET (and the token endpoint from CRITEO_TOKEN_URL when set). Nothing
-    secret is printed.
+    the access and refresh tokens in a token file. The client id comes from --client-id,
+    else CRITEO_CLIENT_ID; the secret from CRITEO_CLIENT_SECRET (and the token endpoint
+    from CRITEO_TOKEN_URL when set). Both, and the token file, are checked before the
+    consent URL is printed. Nothing secret is printed.
     """
-    store = FileTokenStore(args.store)
+    with leaving_no_lock_file(authorize_auth(args)) as auth:
+        return _consent_and_exchange(auth, args, out, stdin)
+
+
+def _consent_and_exchange(
+    auth: CriteoAuth, args: argparse.Namespace, out: TextIO, stdin: TextIO
+) -> int:
+    """What ``authorize`` does once every input is checked."""
     pkce = not args.no_pkce
     if args.redirect is None:
-        request = consent_url(args.client_id, args.redirect_uri, state=args.state, pkce=pkce)
+        request = consent_url(auth.client_id, args.redirect_uri, state=args.state, pkce=pkce)
         out.write(
             "Open this URL in a browser, sign in and consent:\n\n"
             f"  {request.url}\n\n"
@@ -137,29 +154,17 @@ def authorize(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
         if "?" in redirect and state is None:
             raise _UsageError("--state is needed to check a redirect URL given as an argument")
     code = code_from_redirect(redirect, state)
-    auth = CriteoAuth.from_authorization_code(
-        args.client_id,
-        required_env("CRITEO_CLIENT_SECRET"),
-        code,
-        args.redirect_uri,
-        verifier,
-        store=store,
-        account=args.account,
-        **_token_url_option(args),
-    )
+    # What CriteoAuth.from_authorization_code does, on the auth checked before the consent.
+    auth.credentials.exchange(code, args.redirect_uri, verifier)
+    path = str(Path(args.store).expanduser())
     out.write(
-        f"\nTokens for client {auth.client_id} saved in {store.path} "
+        f"\nTokens for client {auth.client_id} saved in {path} "
         f"(account {auth.account!r}). Use them with:\n"
+        f"  criteo-auth token --store {shlex.quote(path)} --account {shlex.quote(auth.account)}\n"
         f"  CriteoAuth(client_id, client_secret, grant='authorization_code', "
-        f"store=FileTokenStore({str(store.path)!r}), account={auth.account!r})\n"
+        f"store=FileTokenStore({path!r}), account={auth.account!r})\n"
     )
     return 0
-
-
-def _token_url_option(args: argparse.Namespace) -> dict[str, str]:
-    """``--token-url``, else ``CRITEO_TOKEN_URL``: the token endpoint every command uses."""
-    token_url = args.token_url or os.environ.get("CRITEO_TOKEN_URL", "")
-    return {"token_url": token_url} if token_url else {}
 
 
 def _print_answer(response: requests.Response, out: TextIO) -> None:
@@ -195,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog='example: curl -H "Authorization: Bearer $(criteo-auth token)" '
         "https://api.criteo.com/2025-10/retail-media/me",
     )
-    _add_token_url(token_parser)
+    _add_token_options(token_parser)
     request_parser = _subcommand(
         commands,
         request,
@@ -207,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         commands, authorize, "consent, code exchange and tokens saved, for authorization-code apps"
     )
     _add_authorize_arguments(authorize_parser)
+    _subcommand(commands, logout, "remove the token cache", aliases=["forget"])
     commands.add_parser(
         "demo",
         help="run a scripted session against a local fake of Criteo",
@@ -228,6 +234,7 @@ def _subcommand(
     *,
     credentials_from_env: bool = False,
     epilog: str | None = None,
+    aliases: Sequence[str] = (),
 ) -> argparse.ArgumentParser:
     """The subcommand that *handler* runs: named after it, its help page its docstring.
 
@@ -239,13 +246,34 @@ def _subcommand(
             " Credentials come from CRITEO_CLIENT_ID and CRITEO_CLIENT_SECRET (and "
             "CRITEO_TOKEN_URL, for a fake or a proxy)."
         )
-    return commands.add_parser(
-        handler.__name__, help=summary, description=description, epilog=epilog
+    parser = commands.add_parser(
+        handler.__name__, help=summary, description=description, epilog=epilog, aliases=aliases
     )
+    parser.set_defaults(run=handler)
+    return parser
 
 
 def _add_token_url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-url", help="the token endpoint (default: Criteo's)")
+
+
+def _add_token_options(parser: argparse.ArgumentParser) -> None:
+    """Where ``token`` and ``request`` keep tokens, and the token endpoint."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="keep the token in memory only: no cache file read or written",
+    )
+    where.add_argument(
+        "--store",
+        metavar="PATH",
+        help="the token file authorize filled: use its authorization-code tokens",
+    )
+    parser.add_argument(
+        "--account", help="the consent's name in the --store file (default: default)"
+    )
+    _add_token_url(parser)
 
 
 def _add_request_arguments(parser: argparse.ArgumentParser) -> None:
@@ -263,11 +291,13 @@ def _add_request_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="a query parameter; repeat for more",
     )
-    _add_token_url(parser)
+    _add_token_options(parser)
 
 
 def _add_authorize_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--client-id", required=True, help="the app's client id (not secret)")
+    parser.add_argument(
+        "--client-id", help="the app's client id (not secret; default: CRITEO_CLIENT_ID)"
+    )
     parser.add_argument(
         "--redirect-uri", required=True, help="the https redirect URI declared in the app"
     )
@@ -299,27 +329,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(sys.stdout)
-    if args.command not in ("token", "request", "authorize"):
+    run: Callable[..., int] | None = getattr(args, "run", None)
+    if run is None:
         parser.print_help(sys.stderr)
         return 2
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("criteo-auth: %(message)s"))
-    logger = logging.getLogger("requests_criteo")
-    logger.addHandler(handler)
-    previous = logger.level
-    logger.setLevel(logging.INFO)  # retry and rate-limit waits, on stderr
-    hide_waits = show_waits(sys.stderr, prefix="criteo-auth: ")  # counted down on a terminal
     try:
-        if args.command == "authorize":
-            return authorize(args, sys.stdout, sys.stdin)
-        command = token if args.command == "token" else request
-        return command(args, sys.stdout)
-    except (_UsageError, ValueError, TypeError) as exc:  # MissingCredentialsError too
+        with _waits_on_stderr():
+            if run is authorize:
+                return authorize(args, sys.stdout, sys.stdin)
+            return run(args, sys.stdout)
+    except MissingCredentialsError as exc:
+        _complain(_what_to_set(exc.variable, args.command))
+        return 2
+    except (_UsageError, ValueError, TypeError) as exc:
         _complain(str(exc))
         return 2
     except (CriteoAuthError, requests.RequestException) as exc:
         _complain(f"{type(exc).__name__}: {exc}")
         return 1
+
+
+def _what_to_set(variable: str, command: str) -> str:
+    """The missing-credential message for a shell user: what to export, or to pass."""
+    how = f"export {variable}=... (from your app's page in Criteo's developer portal)"
+    if variable == "CRITEO_CLIENT_ID" and command == "authorize":
+        how += ", or pass --client-id"
+    return f"{variable} is not set (or empty): {how}"
+
+
+@contextlib.contextmanager
+def _waits_on_stderr() -> Iterator[None]:
+    """Where the command line shows its waits: the library's retry and rate-limit waits
+    (logged at INFO before each sleep) as ``criteo-auth: ...`` lines on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("criteo-auth: %(message)s"))
+    logger = logging.getLogger("requests_criteo")
+    logger.addHandler(handler)
+    previous = logger.level
+    logger.setLevel(logging.INFO)
+    hide_waits = show_waits(sys.stderr, prefix="criteo-auth: ")  # counted down on a terminal
+    try:
+        yield
     finally:
         hide_waits()
         logger.removeHandler(handler)

@@ -45,6 +45,10 @@ class FileTokenStore(TokenStore):
         store = FileTokenStore("~/.cache/requests-criteo/tokens.json")
         auth = CriteoAuth(client_id, client_secret, store=store)
 
+    A program done with the store may remove the lock file (:meth:`remove_lock_file`, as
+    ``criteo-auth`` does): every lock checks that the file it locked is still the one at
+    the path, so the processes still sharing the store stay mutually excluded.
+
     The token file and the lock file are checked as ssh checks its keys: a symbolic link
     (never followed), something other than a regular file, another user's file, or a token
     file writable by group or others is refused with
@@ -109,13 +113,7 @@ class FileTokenStore(TokenStore):
         try:
             with self._os_errors():
                 self._ensure_directory()
-                fd = self._open_trusted(self._lock_path, holds_tokens=False)
-                if fd is not None:
-                    os.close(fd)  # checked (and narrowed): filelock opens its own
-                try:
-                    file_lock.acquire(timeout=max(deadline - time.monotonic(), 0.0))
-                except FileLockTimeout:
-                    raise self._gave_up("another process holds it") from None
+                self._take(file_lock, deadline)
             try:
                 yield
             finally:
@@ -129,6 +127,63 @@ class FileTokenStore(TokenStore):
                     _INHERITED_LOCKS.append(file_lock)
         finally:
             thread_lock.release()
+
+    def _take(self, file_lock: FileLock, deadline: float) -> None:
+        """Take *file_lock*, and make sure the file it locks is the lock file at the path.
+
+        :meth:`remove_lock_file` removes the file while holding its lock, so a process that
+        opened it just before may then lock a file that is gone, while a newcomer locks the
+        new one. So the lock file is opened (and checked) before locking and compared with
+        the path once locked; if they differ, the lock is let go and taken again.
+        """
+        while True:
+            fd = self._open_lock_file()
+            try:
+                try:
+                    file_lock.acquire(timeout=max(deadline - time.monotonic(), 0.0))
+                except FileLockTimeout:
+                    raise self._gave_up("another process holds it") from None
+                if file_lock.lock_counter > 1 or self._is_the_lock_file(fd):
+                    return  # a nested hold of this thread, or the file at the path
+                file_lock.release()
+            finally:
+                os.close(fd)  # filelock locks through its own descriptor
+
+    def _open_lock_file(self) -> int:
+        """The lock file, checked (and narrowed) as the token file is; made 0600 if absent."""
+        while True:
+            fd = self._open_trusted(self._lock_path, holds_tokens=False)
+            if fd is not None:
+                return fd
+            try:
+                return os.open(
+                    self._lock_path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600
+                )
+            except FileExistsError:  # another process made it meanwhile: check theirs
+                continue
+
+    def _is_the_lock_file(self, fd: int) -> bool:
+        try:
+            return os.path.samestat(os.fstat(fd), os.lstat(self._lock_path))
+        except FileNotFoundError:
+            return False
+
+    def remove_lock_file(self) -> bool:
+        """Remove the lock file beside the token file; whether one was removed.
+
+        For a program that is done with the store, such as ``criteo-auth`` at the end of a
+        command, so that no ``.lock`` file is left beside the token file. It is removed
+        while its lock is held, and every ``lock()`` checks, once it holds the lock, that
+        the file it locked is still the one at the path (else it takes the new one), so
+        processes sharing the store stay mutually excluded. On Windows a lock file that
+        another process has open cannot be removed: it stays, and ``False`` is returned.
+        """
+        with self.lock(""), self._os_errors():
+            try:
+                os.unlink(self._lock_path)
+            except OSError:
+                return False
+            return True
 
     def read(self, key: str) -> StoredToken | None:
         with self.lock(key), self._os_errors():

@@ -408,3 +408,11 @@ def left_in_a_forked_child(held: contextlib.AbstractContextManager[object]) -> i
         finally:
             os._exit(code)
     return wait_for_child(pid)
+
+
+@pytest.fixture(autouse=True)
+def private_cache_folder(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command line caches tokens in the user's cache folder: never the real one here."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))

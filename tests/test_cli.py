@@ -1,14 +1,29 @@
-"""The command line: the demo, help, and the exit statuses."""
+"""The command line: the demo, help, the exit statuses, and the tokens it keeps."""
 
 from __future__ import annotations
 
 import io
+import json
+import os
+import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from requests_criteo.__main__ import demo, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every command line of these tests keeps its token cache under *tmp_path*, never in
+    the real ``~/.cache``: ``XDG_CACHE_HOME`` (Linux), and ``HOME`` (elsewhere)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return tmp_path / "cache"
 
 
 def test_demo_passes_and_reports_counts() -> None:
@@ -61,6 +76,8 @@ def test_python_dash_m_runs_the_demo() -> None:
 
 from collections.abc import Iterator  # noqa: E402
 
+from requests_criteo import FileTokenStore, StoredToken  # noqa: E402
+from requests_criteo.consent import consent_url  # noqa: E402
 from requests_criteo.testing import FakeCriteo  # noqa: E402
 
 from .conftest import SECRET  # noqa: E402
@@ -124,7 +141,9 @@ def test_missing_credentials_exit_2_naming_the_variable(
 ) -> None:
     monkeypatch.delenv("CRITEO_CLIENT_ID", raising=False)
     assert main(command) == 2
-    assert "CRITEO_CLIENT_ID" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "export CRITEO_CLIENT_ID=" in err  # what a shell user does about it
+    assert "CriteoAuth(" not in err
 
 
 def test_request_prints_the_answer_compact_when_piped(
@@ -289,9 +308,256 @@ def test_an_unreachable_token_endpoint_exits_1(
     assert "could not connect to the token endpoint" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["token", "request", "demo"])
+@pytest.mark.parametrize("command", ["token", "request", "authorize", "logout", "forget", "demo"])
 def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])
     assert info.value.code == 0
     assert "usage: criteo-auth" in capsys.readouterr().out
+
+
+# -- the token cache, across processes ----------------------------------------------------
+
+REDIRECT = "https://app.example/criteo/callback"
+
+
+def run_cli(fake: FakeCriteo, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m requests_criteo *args`` in a process of its own, with this test's
+    credentials, fake and cache folder (the monkeypatched environment)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRITEO_")}
+    env.update(
+        CRITEO_CLIENT_ID="client-1",
+        CRITEO_CLIENT_SECRET=SECRET,
+        CRITEO_TOKEN_URL=fake.token_url,
+        NO_PROXY="127.0.0.1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "requests_criteo", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+
+
+def cached_tokens(cache_home: Path) -> Path:
+    return cache_home / "requests-criteo" / "tokens.json"
+
+
+def test_three_token_processes_make_one_token_request(fake: FakeCriteo) -> None:
+    runs = [run_cli(fake, "token") for _ in range(3)]
+    assert [r.returncode for r in runs] == [0, 0, 0], runs[-1].stderr
+    assert len({r.stdout for r in runs}) == 1  # the same token, three times
+    assert fake.token_requests == 1
+
+
+def test_no_cache_makes_one_token_request_per_run(fake: FakeCriteo, cache_home: Path) -> None:
+    for _ in range(2):
+        assert run_cli(fake, "token", "--no-cache").returncode == 0
+    assert fake.token_requests == 2
+    assert not cached_tokens(cache_home).exists()
+
+
+def test_request_shares_the_cache_with_token(fake: FakeCriteo) -> None:
+    assert run_cli(fake, "token").returncode == 0
+    done = run_cli(fake, "request", "GET", "/2025-10/retail-media/me")
+    assert done.returncode == 0, done.stderr
+    assert fake.token_requests == 1
+
+
+def test_the_cache_file_is_0600_in_a_0700_folder(fake: FakeCriteo, cache_home: Path) -> None:
+    assert main(["token"]) == 0
+    path = cached_tokens(cache_home)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert SECRET not in path.read_text(encoding="utf-8")
+    assert os.listdir(path.parent) == ["tokens.json"]  # no lock file left beside it
+
+
+def test_logout_removes_the_cache_and_the_next_run_fetches_anew(
+    fake: FakeCriteo, cache_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(fake, "token").returncode == 0
+    assert main(["logout"]) == 0
+    assert f"removed the token cache {cached_tokens(cache_home)}" in capsys.readouterr().out
+    assert os.listdir(cached_tokens(cache_home).parent) == []
+    assert run_cli(fake, "token").returncode == 0
+    assert fake.token_requests == 2
+
+
+def test_logout_with_nothing_cached_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["forget"]) == 0
+    assert "nothing to remove" in capsys.readouterr().out
+
+
+def authorize_with_redirect(fake: FakeCriteo, store: Path, *options: str) -> int:
+    """``authorize`` in this process, the browser's redirect given as an argument."""
+    request = consent_url("client-1", REDIRECT, state="s-1", pkce=False)
+    redirect = fake.consent_redirect(request.url)
+    args = ["--redirect-uri", REDIRECT, "--store", str(store), "--no-pkce", "--state", "s-1"]
+    return main(["authorize", *args, *options, redirect])
+
+
+def test_token_and_request_use_the_tokens_authorize_saved(fake: FakeCriteo, tmp_path: Path) -> None:
+    store = tmp_path / "tokens.json"
+    assert authorize_with_redirect(fake, store, "--account", "shop") == 0
+    done = run_cli(fake, "token", "--store", str(store), "--account", "shop")
+    assert done.returncode == 0, done.stderr
+    used = run_cli(fake, "request", "GET", "/2025-10/x", "--store", str(store), "--account", "shop")
+    assert used.returncode == 0, used.stderr
+    assert fake.token_requests == 1  # the code exchange; its access token is reused
+    assert fake.api_calls()[0].bearer == done.stdout.strip()
+    assert list(tmp_path.glob("*.lock")) == []
+
+
+def test_a_stored_authorization_code_token_is_refreshed_through_its_refresh_token(
+    fake: FakeCriteo, tmp_path: Path
+) -> None:
+    path = tmp_path / "tokens.json"
+    assert authorize_with_redirect(fake, path) == 0
+    # Age the stored token by 20 minutes instead of waiting for it to expire.
+    store = FileTokenStore(path)
+    (key,) = json.loads(path.read_text(encoding="utf-8"))["tokens"]
+    old = store.read(key)
+    assert old is not None
+    store.write(
+        key, StoredToken(old.access_token, old.lifetime, old.obtained_at - 1200, old.refresh_token)
+    )
+    done = run_cli(fake, "token", "--store", str(path))
+    assert done.returncode == 0, done.stderr
+    assert fake.refreshes == 1
+    assert done.stdout.strip() != old.access_token
+    assert fake.refresh_token_reuses == 0
+
+
+def test_account_needs_the_store_it_names(
+    fake: FakeCriteo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["token", "--account", "shop"]) == 2
+    assert "give that file with --store" in capsys.readouterr().err
+    assert fake.token_requests == 0
+
+
+def test_authorize_reads_the_client_id_from_the_environment(
+    fake: FakeCriteo, tmp_path: Path
+) -> None:
+    assert authorize_with_redirect(fake, tmp_path / "tokens.json") == 0  # no --client-id
+    assert fake.code_exchanges == 1
+
+
+class NoBrowser(io.StringIO):
+    """stdin that nobody should read: the command was to fail before asking."""
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        raise AssertionError("the consent URL was printed and the redirect asked for")
+
+
+@pytest.mark.parametrize(
+    ("variable", "options"),
+    [("CRITEO_CLIENT_SECRET", []), ("CRITEO_CLIENT_ID", ["--no-pkce"])],
+)
+def test_authorize_fails_before_the_consent_url_when_a_credential_is_missing(
+    fake: FakeCriteo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    options: list[str],
+) -> None:
+    monkeypatch.delenv(variable)
+    monkeypatch.setattr(sys, "stdin", NoBrowser())
+    args = ["authorize", "--redirect-uri", REDIRECT, "--store", str(tmp_path / "t.json")]
+    assert main([*args, *options]) == 2
+    out, err = capsys.readouterr()
+    assert "consent.criteo.com" not in out
+    assert f"export {variable}=" in err
+    assert fake.token_requests == 0
+
+
+def test_authorize_fails_before_the_consent_url_when_the_store_is_unusable(
+    fake: FakeCriteo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr(sys, "stdin", NoBrowser())
+    store = tmp_path / "a-file" / "tokens.json"  # its folder is a file
+    assert main(["authorize", "--redirect-uri", REDIRECT, "--store", str(store)]) == 2
+    out, err = capsys.readouterr()
+    assert "consent.criteo.com" not in out
+    assert "(--store)" in err
+
+
+def test_authorize_leaves_no_lock_file(fake: FakeCriteo, tmp_path: Path) -> None:
+    assert authorize_with_redirect(fake, tmp_path / "tokens.json") == 0
+    assert sorted(os.listdir(tmp_path)) == ["tokens.json"]
+
+
+def test_a_failed_authorize_leaves_no_lock_file_either(
+    fake: FakeCriteo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--redirect-uri", REDIRECT, "--store", str(tmp_path / "tokens.json")]
+    redirect = f"{REDIRECT}?code=c-1&state=forged"
+    assert main(["authorize", *args, "--state", "s-1", redirect]) == 1
+    assert "state does not match" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_stores_whose_lock_file_is_removed_after_each_use_stay_mutually_exclusive(
+    tmp_path: Path,
+) -> None:
+    """What makes removing the lock file safe: a holder that locked a file removed
+    meanwhile lets go and locks the new one. Each thread has a store object of its own,
+    so they lock through separate descriptors, as separate processes do."""
+    import threading
+
+    path = tmp_path / "tokens.json"
+    inside: list[int] = []
+    overlaps: list[int] = []
+
+    def use(worker: int) -> None:
+        store = FileTokenStore(path)
+        for _ in range(40):
+            with store.lock("k"):
+                inside.append(worker)
+                if len(inside) > 1:
+                    overlaps.append(worker)
+                os.sched_yield()
+                inside.remove(worker)
+            store.remove_lock_file()
+
+    threads = [threading.Thread(target=use, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert overlaps == []
+    assert not (tmp_path / "tokens.json.lock").exists()
+
+
+def test_a_store_whose_lock_file_was_removed_before_it_locked_takes_the_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check behind the test above, whatever filelock's release does: the file opened
+    before locking is gone once locked (another holder removed it), so the store lets go
+    and locks the file now at the path."""
+    store = FileTokenStore(tmp_path / "tokens.json")
+    lock_file = tmp_path / "tokens.json.lock"
+    opened: list[int] = []
+    open_lock_file = FileTokenStore._open_lock_file
+
+    def opened_then_removed_by_another_holder(self: FileTokenStore) -> int:
+        fd = open_lock_file(self)
+        opened.append(os.fstat(fd).st_ino)
+        if len(opened) == 1:
+            lock_file.unlink()
+        return fd
+
+    monkeypatch.setattr(FileTokenStore, "_open_lock_file", opened_then_removed_by_another_holder)
+    with store.lock("k"):
+        held = lock_file.stat().st_ino
+    assert len(opened) == 2
+    assert opened[1] == held

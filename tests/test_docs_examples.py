@@ -468,6 +468,8 @@ def _run(cli: CliRun, command: Command) -> subprocess.CompletedProcess[str]:
         for name, value in cli.env.items():
             if name.startswith("CRITEO_"):
                 mp.setenv(name, value)
+        mp.setenv("XDG_CACHE_HOME", str(cli.cwd / "cache"))  # token's cache, not ~/.cache
+        mp.setenv("HOME", str(cli.cwd / "home"))
         mp.chdir(cli.cwd)
         mp.setattr(sys, "stdout", out)
         mp.setattr(sys, "stderr", err)
