@@ -199,6 +199,18 @@ def test_criteo_s_urls_and_the_fake_s_share_one_token(fake_criteo):
     assert fake_criteo.token_requests == 1
 
 
+def test_a_script_posting_to_criteo_s_token_endpoint_itself(fake_criteo):
+    form = {"client_id": FakeCriteo.CLIENT_ID, "client_secret": FakeCriteo.CLIENT_SECRET,
+            "grant_type": "client_credentials"}
+    auth = CriteoAuth.from_env(token_url=requests_criteo.DEFAULT_TOKEN_URL)
+    with requests_criteo.install(auth):
+        token = requests.post(auth.token_url, data=form, timeout=5).json()["access_token"]
+        r = requests.get(ME, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    answered_by(fake_criteo, r)
+    assert fake_criteo.token_requests == 1
+    assert fake_criteo.token_endpoint_requests()[0].header("Authorization") is None
+
+
 def test_other_hosts_are_left_alone(fake_criteo):
     with FakeCriteo() as other:
         r = requests.get(other.url + "/2025-10/retail-media/me", timeout=5)
@@ -216,7 +228,7 @@ def test_code_with_criteo_s_urls_written_in_it_is_answered_by_the_fake(
     pytester.makeconftest(LOOPBACK_ONLY)
     pytester.makepyfile(test_user_code=CRITEO_URLS_WRITTEN_IN)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=9)
 
 
 def test_criteo_s_urls_are_answered_in_a_hostile_environment_too(
@@ -236,7 +248,7 @@ def test_criteo_s_urls_are_answered_in_a_hostile_environment_too(
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "-W", "error", "-k", "not (without_the_fixture or other_hosts)"
     )
-    result.assert_outcomes(passed=6, deselected=2)
+    result.assert_outcomes(passed=7, deselected=2)
 
 
 PUT_BACK = """
