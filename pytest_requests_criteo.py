@@ -98,11 +98,12 @@ def fake_criteo(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCriteo]:
 
     ``fake_criteo.url + path`` reaches the same fake directly, as before.
     """
-    testing = _needed("requests_criteo.testing", "fake_criteo")
+    from requests_criteo.testing import CriteoRouting, FakeCriteo  # the library's own needs
+
     _forget_tokens()
     with (
-        testing.FakeCriteo() as fake,
-        testing.CriteoRouting(fake.url),
+        FakeCriteo() as fake,
+        CriteoRouting(fake.url),
         pytest.MonkeyPatch.context() as library,
     ):
         _fake_credentials(monkeypatch)

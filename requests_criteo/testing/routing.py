@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from types import TracebackType
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -87,12 +86,7 @@ class CriteoRouting:
             setattr(HTTPAdapter, "send", self._patch)  # noqa: B010 - a plain function, bound by the class
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         with _lock:
             if HTTPAdapter.send is self._patch:
                 setattr(HTTPAdapter, "send", self._original)  # noqa: B010 - see __enter__
