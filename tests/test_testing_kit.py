@@ -89,6 +89,20 @@ def test_criteo_routing_answers_criteo_s_urls_from_the_fake(fake: FakeCriteo) ->
     assert call.header("Host") == "api.criteo.com"
 
 
+def test_criteo_routing_keeps_redirects_and_cookies_on_criteo_s_url(fake: FakeCriteo) -> None:
+    old = "https://api.criteo.com/2025-10/retail-media/old"
+    headers = {"Location": "/2025-10/retail-media/me", "Set-Cookie": "seen=1; Path=/"}
+    fake.set_response("/2025-10/retail-media/old", status=307, headers=headers)
+    auth = CriteoAuth(FakeCriteo.CLIENT_ID, FakeCriteo.CLIENT_SECRET, cache=TokenCache())
+    with CriteoRouting(fake.url), requests.Session() as session:
+        r = session.get(old, auth=auth, timeout=5)
+    assert r.status_code == 200 and r.url == "https://api.criteo.com/2025-10/retail-media/me"
+    assert [h.url for h in r.history] == [old]
+    assert r.history[0].cookies.list_domains() == ["api.criteo.com"]
+    assert session.cookies.list_domains() == ["api.criteo.com"]
+    assert [c.header("Cookie") for c in fake.api_calls()] == [None, "seen=1"]
+
+
 def test_criteo_routing_leaves_other_urls_alone(fake: FakeCriteo) -> None:
     with FakeCriteo() as other, CriteoRouting(fake.url) as routing:
         assert requests.get(other.url + "/2025-10/retail-media/me", timeout=5).status_code == 401
