@@ -1,23 +1,30 @@
 """pytest fixtures for code that calls Criteo, registered by requests-criteo's entry point.
 
-Installing requests-criteo is enough: pytest loads this plugin, and any test can ask for
+``pip install "requests-criteo[testing]"`` brings what they need; pytest then loads this
+plugin, and any test can ask for
 
-* ``fake_criteo`` — a running :class:`requests_criteo.testing.FakeCriteo` on loopback, with
-  ``CRITEO_CLIENT_ID``, ``CRITEO_CLIENT_SECRET`` and ``CRITEO_TOKEN_URL`` set so that
-  ``requests_criteo.session()``, ``CriteoAuth.from_env()`` and ``install()`` talk to it;
+* ``fake_criteo`` — a running :class:`requests_criteo.testing.FakeCriteo` on loopback that
+  answers every request the process sends to ``https://api.criteo.com`` (token endpoint and
+  API, from any session), with ``CRITEO_CLIENT_ID``, ``CRITEO_CLIENT_SECRET`` and
+  ``CRITEO_TOKEN_URL`` set so that ``requests_criteo.session()``, ``CriteoAuth.from_env()``
+  and ``install()`` talk to it, whether the code names Criteo's URLs or the fake's;
 * ``criteo_responses`` — a ``responses.RequestsMock`` with Criteo's real token endpoint
   already registered (no sockets), and the same credentials in the environment.
 
 Both start and end with an empty process-wide token cache, so tests do not see each
-other's tokens. This module lives outside the ``requests_criteo`` package, and imports it
-only when a fixture is used, so that merely having the plugin loaded costs nothing and
-does not import the library before a coverage tool starts.
+other's tokens. A fixture whose dependency is missing fails, saying what to install. This
+module lives outside the ``requests_criteo`` package, and imports it only when a fixture is
+used, so that merely having the plugin loaded costs nothing and does not import the library
+before a coverage tool starts.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -25,6 +32,20 @@ if TYPE_CHECKING:
     import responses
 
     from requests_criteo.testing import FakeCriteo
+
+INSTALL_HINT = 'pip install "requests-criteo[testing]"'
+CRITEO_ORIGIN = "https://api.criteo.com"
+
+
+def _needed(module: str, fixture: str) -> ModuleType:
+    """Import *module* for *fixture*, or fail the test saying how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        pass  # failed below, so that the report is the hint alone, not a chain of errors
+    pytest.fail(
+        f"the {fixture} fixture needs the {module!r} package: {INSTALL_HINT}", pytrace=False
+    )
 
 
 def _fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,24 +63,52 @@ def _forget_tokens() -> None:
     cache.memory_store.clear()
 
 
+def _origins_from_env_too(monkeypatch: pytest.MonkeyPatch, fake_url: str) -> None:
+    """Auths built from the environment send their token to Criteo's origin and the fake's.
+
+    ``CRITEO_TOKEN_URL`` points at the fake, so such an auth's own origin is the fake's; the
+    routing answers ``https://api.criteo.com`` from the fake too, and code that names that
+    URL needs the token there as well. Explicit ``token_url`` or ``api_origins`` win.
+    """
+    from requests_criteo import CriteoAuth
+
+    build = inspect.getattr_static(CriteoAuth, "from_env").__func__
+
+    def from_env(cls: type[CriteoAuth], /, **options: Any) -> CriteoAuth:
+        if "token_url" not in options and "api_origins" not in options:
+            options["api_origins"] = (CRITEO_ORIGIN, fake_url)
+        return build(cls, **options)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(CriteoAuth, "from_env", classmethod(from_env))
+
+
 @pytest.fixture
 def fake_criteo(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCriteo]:
-    """A running FakeCriteo, with the environment pointing requests-criteo at it.
+    """A running FakeCriteo that answers for ``https://api.criteo.com``; no URL to change.
 
-    ::
+    While the test runs, every request the process sends to ``https://api.criteo.com`` is
+    answered by the fake (other hosts are untouched), and the environment holds its
+    credentials and token URL::
 
         def test_report(fake_criteo):
             session = requests_criteo.session()          # credentials from the environment
-            r = session.get(fake_criteo.url + "/2025-10/retail-media/me")
+            r = session.get("https://api.criteo.com/2025-10/retail-media/me")
             assert r.status_code == 200
             assert fake_criteo.token_requests == 1
+
+    ``fake_criteo.url + path`` reaches the same fake directly, as before.
     """
-    from requests_criteo.testing import FakeCriteo
+    from requests_criteo.testing import CriteoRouting, FakeCriteo  # the library's own needs
 
     _forget_tokens()
-    with FakeCriteo() as fake:
+    with (
+        FakeCriteo() as fake,
+        CriteoRouting(fake.url),
+        pytest.MonkeyPatch.context() as library,
+    ):
         _fake_credentials(monkeypatch)
         monkeypatch.setenv("CRITEO_TOKEN_URL", fake.token_url)
+        _origins_from_env_too(library, fake.url)
         for name in ("NO_PROXY", "no_proxy"):  # a proxy from the environment must not
             monkeypatch.setenv(name, "127.0.0.1,localhost")  # stand between the two
         yield fake
@@ -77,10 +126,7 @@ def criteo_responses(monkeypatch: pytest.MonkeyPatch) -> Iterator[responses.Requ
             r = requests_criteo.session().get("https://api.criteo.com/2025-10/retail-media/me")
             assert r.request.headers["Authorization"].startswith("Bearer ")
     """
-    try:
-        import responses as responses_module
-    except ImportError:  # pragma: no cover - depends on the user's environment
-        pytest.fail("the criteo_responses fixture needs the 'responses' package")
+    responses_module = _needed("responses", "criteo_responses")
     from requests_criteo.testing import add_token_endpoint
 
     _forget_tokens()

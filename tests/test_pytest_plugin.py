@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def this_checkout_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The user's pytest imports the plugin and library of this checkout, not another install."""
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *([path] if path else [])]))
+
 
 USER_TESTS = """
 import requests
@@ -92,3 +105,203 @@ def test_the_fixtures_hold_in_a_hostile_environment(
     pytester.makepyfile(test_user_code=USER_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
     result.assert_outcomes(passed=6)
+
+
+# -- the fake answers for https://api.criteo.com -------------------------------------------
+
+# The user's project refuses every name lookup but loopback's: a request that would reach
+# the real network fails instead of connecting (and the first test proves it does).
+LOOPBACK_ONLY = """
+import socket
+
+import pytest
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host not in LOOPBACK:
+            raise OSError(f"this test may not reach {host}")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+"""
+
+CRITEO_URLS_WRITTEN_IN = """
+import pytest
+import requests
+import requests_criteo
+from requests_criteo import CriteoAuth
+from requests_criteo.testing import FakeCriteo
+
+ME = "https://api.criteo.com/2025-10/retail-media/me"
+
+
+def answered_by(fake, r, api_requests=1):
+    assert r.status_code == 200
+    assert r.json()["data"]["id"] == FakeCriteo.CLIENT_ID
+    assert r.url == ME and r.request.url == ME
+    assert fake.api_requests == api_requests
+    assert fake.api_calls()[-1].header("Host") == "api.criteo.com"
+
+
+def test_without_the_fixture_nothing_reaches_criteo():
+    with pytest.raises(requests.ConnectionError, match="may not reach api.criteo.com"):
+        requests.get(ME, timeout=5)
+
+
+def test_a_session_from_the_environment(fake_criteo):
+    r = requests_criteo.session().get(ME, timeout=5)
+    answered_by(fake_criteo, r)
+    assert fake_criteo.token_requests == 1
+
+
+def test_install_and_plain_requests_get(fake_criteo):
+    with requests_criteo.install():
+        r = requests.get(ME, timeout=5)
+    answered_by(fake_criteo, r)
+    assert fake_criteo.token_requests == 1
+
+
+def test_an_auth_from_the_environment(fake_criteo):
+    r = requests.get(ME, auth=CriteoAuth.from_env(), timeout=5)
+    answered_by(fake_criteo, r)
+    assert fake_criteo.token_requests == 1
+
+
+def test_the_real_token_endpoint_too(fake_criteo):
+    auth = CriteoAuth(FakeCriteo.CLIENT_ID, FakeCriteo.CLIENT_SECRET)
+    assert auth.token_url == "https://api.criteo.com/oauth2/token"
+    answered_by(fake_criteo, requests.get(ME, auth=auth, timeout=5))
+    [token_request] = fake_criteo.token_endpoint_requests()
+    assert token_request.header("Host") == "api.criteo.com"
+
+
+def test_a_revoked_token_is_renewed_and_the_call_resent(fake_criteo):
+    session = requests_criteo.session()
+    session.get(ME, timeout=5)
+    fake_criteo.revoke()
+    r = session.get(ME, timeout=5)
+    assert [h.status_code for h in r.history] == [401]
+    answered_by(fake_criteo, r, api_requests=3)
+    assert fake_criteo.token_requests == 2
+
+
+def test_criteo_s_urls_and_the_fake_s_share_one_token(fake_criteo):
+    session = requests_criteo.session()
+    assert session.get(fake_criteo.url + "/2025-10/retail-media/me", timeout=5).ok
+    answered_by(fake_criteo, session.get(ME, timeout=5), api_requests=2)
+    assert fake_criteo.api_calls()[0].header("Host") == fake_criteo.url[len("http://"):]
+    assert fake_criteo.token_requests == 1
+
+
+def test_a_script_posting_to_criteo_s_token_endpoint_itself(fake_criteo):
+    form = {"client_id": FakeCriteo.CLIENT_ID, "client_secret": FakeCriteo.CLIENT_SECRET,
+            "grant_type": "client_credentials"}
+    auth = CriteoAuth.from_env(token_url=requests_criteo.DEFAULT_TOKEN_URL)
+    with requests_criteo.install(auth):
+        token = requests.post(auth.token_url, data=form, timeout=5).json()["access_token"]
+        r = requests.get(ME, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    answered_by(fake_criteo, r)
+    assert fake_criteo.token_requests == 1
+    assert fake_criteo.token_endpoint_requests()[0].header("Authorization") is None
+
+
+def test_other_hosts_are_left_alone(fake_criteo):
+    with FakeCriteo() as other:
+        r = requests.get(other.url + "/2025-10/retail-media/me", timeout=5)
+        assert r.status_code == 401 and r.url.startswith(other.url)
+        assert other.api_requests == 1
+    assert fake_criteo.api_requests == 0
+    with pytest.raises(requests.ConnectionError, match="may not reach www.criteo.com"):
+        requests.get("https://www.criteo.com/", timeout=5)
+"""
+
+
+def test_code_with_criteo_s_urls_written_in_it_is_answered_by_the_fake(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(LOOPBACK_ONLY)
+    pytester.makepyfile(test_user_code=CRITEO_URLS_WRITTEN_IN)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(passed=9)
+
+
+def test_criteo_s_urls_are_answered_in_a_hostile_environment_too(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dead proxy and a stray token URL: what is routed goes straight to the fake regardless.
+
+    (Other hosts do go to that proxy: the routing leaves them as they were.)
+    """
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CRITEO_TOKEN_URL", "https://token.invalid/oauth2/token")
+    pytester.makeconftest(LOOPBACK_ONLY)
+    pytester.makepyfile(test_user_code=CRITEO_URLS_WRITTEN_IN)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-W", "error", "-k", "not (without_the_fixture or other_hosts)"
+    )
+    result.assert_outcomes(passed=7, deselected=2)
+
+
+PUT_BACK = """
+import inspect
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests_criteo import CriteoAuth
+
+SEND = HTTPAdapter.send
+FROM_ENV = inspect.getattr_static(CriteoAuth, "from_env")
+
+
+def test_1_routed_while_the_test_runs(fake_criteo):
+    assert HTTPAdapter.send is not SEND
+    assert inspect.getattr_static(CriteoAuth, "from_env") is not FROM_ENV
+
+
+def test_2_a_failing_test_with_the_fixture(fake_criteo):
+    raise AssertionError("the fixture must still put requests back")
+
+
+def test_3_requests_and_the_library_are_as_they_were():
+    assert HTTPAdapter.send is SEND
+    assert inspect.getattr_static(CriteoAuth, "from_env") is FROM_ENV
+"""
+
+
+def test_after_the_test_requests_is_put_back_exactly(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user_code=PUT_BACK)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(passed=2, failed=1)
+
+
+WITHOUT_RESPONSES = """
+import sys
+
+sys.modules["responses"] = None  # as if it were not installed
+
+
+def test_uses_criteo_responses(criteo_responses):
+    pass
+"""
+
+
+def test_a_fixture_missing_its_dependency_says_what_to_install(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_user_code=WITHOUT_RESPONSES)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    message = (
+        "the criteo_responses fixture needs the 'responses' package: "
+        'pip install "requests-criteo[testing]"'
+    )
+    assert message in result.stdout.lines

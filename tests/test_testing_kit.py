@@ -1,4 +1,4 @@
-"""The testing kit's helpers, used directly: set_error and add_token_endpoint."""
+"""The testing kit's helpers, used directly: set_error, add_token_endpoint, CriteoRouting."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from collections.abc import Iterator
 import pytest
 import requests
 import responses
+from requests.adapters import HTTPAdapter
 
 import requests_criteo
 from requests_criteo import CriteoAuth, TokenCache
-from requests_criteo.testing import CRITEO_TOKEN_URL, FakeCriteo, add_token_endpoint
+from requests_criteo.testing import CRITEO_TOKEN_URL, CriteoRouting, FakeCriteo, add_token_endpoint
 
 
 @pytest.fixture
@@ -71,3 +72,72 @@ def test_add_token_endpoint_issues_distinct_tokens_and_counts() -> None:
         assert auth.token().access_token == "fake-token-2"
         assert token_route.call_count == 2
     assert CRITEO_TOKEN_URL == requests_criteo.DEFAULT_TOKEN_URL
+
+
+ME = "https://api.criteo.com/2025-10/retail-media/me?limit=5"
+
+
+def test_criteo_routing_answers_criteo_s_urls_from_the_fake(fake: FakeCriteo) -> None:
+    auth = CriteoAuth(FakeCriteo.CLIENT_ID, FakeCriteo.CLIENT_SECRET, cache=TokenCache())
+    with CriteoRouting(fake.url) as routing, requests.Session() as session:
+        r = session.get(ME, auth=auth, timeout=5)
+    assert r.status_code == 200 and r.json()["data"]["id"] == FakeCriteo.CLIENT_ID
+    assert (r.url, r.request.url) == (ME, ME)
+    assert (fake.token_requests, fake.api_requests, routing.routed) == (1, 1, 2)
+    [call] = fake.api_calls()
+    assert call.path == "/2025-10/retail-media/me?limit=5"
+    assert call.header("Host") == "api.criteo.com"
+
+
+def test_criteo_routing_keeps_redirects_and_cookies_on_criteo_s_url(fake: FakeCriteo) -> None:
+    old = "https://api.criteo.com/2025-10/retail-media/old"
+    headers = {"Location": "/2025-10/retail-media/me", "Set-Cookie": "seen=1; Path=/"}
+    fake.set_response("/2025-10/retail-media/old", status=307, headers=headers)
+    auth = CriteoAuth(FakeCriteo.CLIENT_ID, FakeCriteo.CLIENT_SECRET, cache=TokenCache())
+    with CriteoRouting(fake.url), requests.Session() as session:
+        r = session.get(old, auth=auth, timeout=5)
+    assert r.status_code == 200 and r.url == "https://api.criteo.com/2025-10/retail-media/me"
+    assert [h.url for h in r.history] == [old]
+    assert r.history[0].cookies.list_domains() == ["api.criteo.com"]
+    assert session.cookies.list_domains() == ["api.criteo.com"]
+    assert [c.header("Cookie") for c in fake.api_calls()] == [None, "seen=1"]
+
+
+def test_criteo_routing_leaves_other_urls_alone(fake: FakeCriteo) -> None:
+    with FakeCriteo() as other, CriteoRouting(fake.url) as routing:
+        assert requests.get(other.url + "/2025-10/retail-media/me", timeout=5).status_code == 401
+        assert requests.get(fake.url + "/2025-10/retail-media/me", timeout=5).status_code == 401
+    assert (other.api_requests, fake.api_requests, routing.routed) == (1, 1, 0)
+    assert fake.api_calls()[0].header("Host") == fake.url.removeprefix("http://")
+
+
+def test_criteo_routing_puts_requests_back_exactly(fake: FakeCriteo) -> None:
+    send = HTTPAdapter.send
+    with CriteoRouting(fake.url):
+        assert HTTPAdapter.send is not send
+    assert HTTPAdapter.send is send
+
+
+def test_a_mock_started_inside_a_routing_keeps_its_place(fake: FakeCriteo) -> None:
+    send = HTTPAdapter.send
+    mock = responses.RequestsMock(assert_all_requests_are_fired=False)
+    try:
+        with CriteoRouting(fake.url) as routing:
+            mock.start()
+        assert HTTPAdapter.send is not send  # the mock's, left in place
+        mock.add_passthru(fake.url)
+        with pytest.raises(requests.ConnectionError):  # the mock answers, not the fake
+            requests.get(ME, timeout=5)
+        mock.stop()
+        assert requests.get(fake.url + "/2025-10/retail-media/me", timeout=5).status_code == 401
+        assert routing.routed == 0 and fake.api_requests == 1  # the routing passes through
+    finally:
+        setattr(HTTPAdapter, "send", send)  # noqa: B010 - undo what the mock put back
+
+
+def test_criteo_routing_refuses_to_nest_or_to_leave_loopback(fake: FakeCriteo) -> None:
+    with CriteoRouting(fake.url), pytest.raises(RuntimeError, match="already active"):
+        CriteoRouting(fake.url).__enter__()
+    for target in ("https://127.0.0.1:1", "http://example.com", "http://10.0.0.1"):
+        with pytest.raises(ValueError, match="loopback http"):
+            CriteoRouting(target)
