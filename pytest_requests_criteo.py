@@ -21,10 +21,9 @@ before a coverage tool starts.
 from __future__ import annotations
 
 import importlib
-import inspect
 from collections.abc import Iterator
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -63,25 +62,6 @@ def _forget_tokens() -> None:
     cache.memory_store.clear()
 
 
-def _origins_from_env_too(monkeypatch: pytest.MonkeyPatch, fake_url: str) -> None:
-    """Auths built from the environment send their token to Criteo's origin and the fake's.
-
-    ``CRITEO_TOKEN_URL`` points at the fake, so such an auth's own origin is the fake's; the
-    routing answers ``https://api.criteo.com`` from the fake too, and code that names that
-    URL needs the token there as well. Explicit ``token_url`` or ``api_origins`` win.
-    """
-    from requests_criteo import CriteoAuth
-
-    build = inspect.getattr_static(CriteoAuth, "from_env").__func__
-
-    def from_env(cls: type[CriteoAuth], /, **options: Any) -> CriteoAuth:
-        if "token_url" not in options and "api_origins" not in options:
-            options["api_origins"] = (CRITEO_ORIGIN, fake_url)
-        return build(cls, **options)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(CriteoAuth, "from_env", classmethod(from_env))
-
-
 @pytest.fixture
 def fake_criteo(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCriteo]:
     """A running FakeCriteo that answers for ``https://api.criteo.com``; no URL to change.
@@ -101,14 +81,12 @@ def fake_criteo(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCriteo]:
     from requests_criteo.testing import CriteoRouting, FakeCriteo  # the library's own needs
 
     _forget_tokens()
-    with (
-        FakeCriteo() as fake,
-        CriteoRouting(fake.url),
-        pytest.MonkeyPatch.context() as library,
-    ):
+    with FakeCriteo() as fake, CriteoRouting(fake.url):
         _fake_credentials(monkeypatch)
         monkeypatch.setenv("CRITEO_TOKEN_URL", fake.token_url)
-        _origins_from_env_too(library, fake.url)
+        # The routing answers https://api.criteo.com from the fake, so auths built from
+        # the environment give their token there as well as to the fake's own URL.
+        monkeypatch.setenv("CRITEO_API_ORIGINS", f"{CRITEO_ORIGIN} {fake.url}")
         for name in ("NO_PROXY", "no_proxy"):  # a proxy from the environment must not
             monkeypatch.setenv(name, "127.0.0.1,localhost")  # stand between the two
         yield fake

@@ -126,13 +126,18 @@ def required_env(name: str) -> str:
 def from_env(options: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     """The client id, secret and *options* of ``CriteoAuth.from_env``, from the environment.
 
-    ``CRITEO_TOKEN_URL``, when set, is the token URL unless *options* name one.
+    ``CRITEO_TOKEN_URL``, when set, is the token URL unless *options* name one;
+    ``CRITEO_API_ORIGINS`` (origins separated by spaces or commas), the API origins unless
+    *options* name them.
     """
     client_id = required_env("CRITEO_CLIENT_ID")
     client_secret = required_env("CRITEO_CLIENT_SECRET")
     token_url = os.environ.get("CRITEO_TOKEN_URL", "")
     if token_url:
         options.setdefault("token_url", token_url)
+    origins = os.environ.get("CRITEO_API_ORIGINS", "").replace(",", " ").split()
+    if origins:
+        options.setdefault("api_origins", origins)
     return client_id, client_secret, options
 
 

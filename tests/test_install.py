@@ -60,6 +60,18 @@ def test_from_env_options_win(env: None) -> None:
     assert auth.token_url == "https://api.criteo.com/oauth2/token"
 
 
+def test_from_env_reads_the_api_origins_unless_given(
+    env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRITEO_API_ORIGINS", "https://api.criteo.com, http://127.0.0.1:8080")
+    assert CriteoAuth.from_env().api_origins == ("https://api.criteo.com", "http://127.0.0.1:8080")
+    given = CriteoAuth.from_env(api_origins=["https://api.criteo.com"])
+    assert given.api_origins == ("https://api.criteo.com",)
+    monkeypatch.setenv("CRITEO_API_ORIGINS", "http://api.criteo.com")
+    with pytest.raises(requests_criteo.InsecureTransportError):
+        CriteoAuth.from_env()
+
+
 def test_from_env_defaults_to_criteo(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CRITEO_CLIENT_ID", "client-1")
     monkeypatch.setenv("CRITEO_CLIENT_SECRET", SECRET)
