@@ -463,3 +463,61 @@ def test_a_token_store_error_pickles_with_its_path(tmp_path: Path) -> None:
     error = TokenStoreError("cannot use token store /x: Is a directory", "/x")
     again = pickle.loads(pickle.dumps(error))
     assert (type(again), str(again), again.path) == (TokenStoreError, str(error), "/x")
+
+
+# -- removing the lock file (criteo-auth does, at the end of each command) ----------------
+
+
+def test_stores_whose_lock_file_is_removed_after_each_use_stay_mutually_exclusive(
+    tmp_path: Path,
+) -> None:
+    """What makes removing the lock file safe: a holder that locked a file removed
+    meanwhile lets go and locks the new one. Each thread has a store object of its own,
+    so they lock through separate descriptors, as separate processes do."""
+    path = tmp_path / "tokens.json"
+    inside: list[int] = []
+    overlaps: list[int] = []
+
+    def use(worker: int) -> None:
+        store = FileTokenStore(path)
+        for _ in range(40):
+            with store.lock("k"):
+                inside.append(worker)
+                if len(inside) > 1:
+                    overlaps.append(worker)
+                os.sched_yield()
+                inside.remove(worker)
+            store.remove_lock_file()
+
+    threads = [threading.Thread(target=use, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert overlaps == []
+    assert not (tmp_path / "tokens.json.lock").exists()
+
+
+def test_a_store_whose_lock_file_was_removed_before_it_locked_takes_the_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check behind the test above, whatever filelock's release does: the file opened
+    before locking is gone once locked (another holder removed it), so the store lets go
+    and locks the file now at the path."""
+    store = FileTokenStore(tmp_path / "tokens.json")
+    lock_file = tmp_path / "tokens.json.lock"
+    opened: list[int] = []
+    open_lock_file = FileTokenStore._open_lock_file
+
+    def opened_then_removed_by_another_holder(self: FileTokenStore) -> int:
+        fd = open_lock_file(self)
+        opened.append(os.fstat(fd).st_ino)
+        if len(opened) == 1:
+            lock_file.unlink()
+        return fd
+
+    monkeypatch.setattr(FileTokenStore, "_open_lock_file", opened_then_removed_by_another_holder)
+    with store.lock("k"):
+        held = lock_file.stat().st_ino
+    assert len(opened) == 2
+    assert opened[1] == held
