@@ -63,7 +63,9 @@ def _forget_tokens() -> None:
 
 
 @pytest.fixture
-def fake_criteo(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCriteo]:
+def fake_criteo(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FakeCriteo]:
     """A running FakeCriteo that answers for ``https://api.criteo.com``; no URL to change.
 
     While the test runs, every request the process sends to ``https://api.criteo.com`` is
@@ -86,7 +88,11 @@ def fake_criteo(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeCriteo]:
         monkeypatch.setenv("CRITEO_TOKEN_URL", fake.token_url)
         # The routing answers https://api.criteo.com from the fake, so auths built from
         # the environment give their token there as well as to the fake's own URL.
-        monkeypatch.setenv("CRITEO_API_ORIGINS", f"{CRITEO_ORIGIN} {fake.url}")
+        # The fake's first: a subprocess (criteo-auth request PATH) joins paths to it, and
+        # is not routed.
+        monkeypatch.setenv("CRITEO_API_ORIGINS", f"{fake.url} {CRITEO_ORIGIN}")
+        # The command line's token cache of a subprocess goes to a folder of the test's.
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("criteo-cache")))
         for name in ("NO_PROXY", "no_proxy"):  # a proxy from the environment must not
             monkeypatch.setenv(name, "127.0.0.1,localhost")  # stand between the two
         yield fake

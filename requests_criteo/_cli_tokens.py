@@ -68,7 +68,7 @@ def command_auth(args: argparse.Namespace) -> CriteoAuth:
     options: dict[str, Any] = {"token_url": _token_url(args)}
     if args.store is not None:
         options.update(
-            store=FileTokenStore(args.store),
+            store=_own_store(args.store),
             account=args.account or DEFAULT_ACCOUNT,
             grant=AUTHORIZATION_CODE,
         )
@@ -91,7 +91,7 @@ def authorize_auth(args: argparse.Namespace) -> CriteoAuth:
     (it can be locked and read, and its folder written).
     """
     client_id = args.client_id or required_env("CRITEO_CLIENT_ID")
-    store = FileTokenStore(args.store)
+    store = _own_store(args.store)
     auth = CriteoAuth(
         client_id,
         required_env("CRITEO_CLIENT_SECRET"),
@@ -101,12 +101,37 @@ def authorize_auth(args: argparse.Namespace) -> CriteoAuth:
         token_url=_token_url(args),
     )
     try:
+        _check_usable(store, auth)
+    except BaseException:
+        _remove_lock_file(store)  # the check took the lock: no .lock file left on failure
+        raise
+    return auth
+
+
+def _check_usable(store: FileTokenStore, auth: CriteoAuth) -> None:
+    try:
         store.read(auth.credentials.source.key)  # the lock, the file's checks, its format
     except TokenStoreError as exc:
         raise UsageError(f"{exc} (--store)") from None
     if not os.access(store.path.parent, os.W_OK | os.X_OK):
         raise UsageError(f"cannot write token files in {store.path.parent} (--store): no access")
-    return auth
+
+
+def _own_store(path: str) -> FileTokenStore:
+    """The token file given with ``--store``, which must not be the cache ``logout`` empties."""
+    store = FileTokenStore(path)
+    if store.path.resolve() == cache_path().resolve():
+        raise UsageError(
+            f"{path} is the command line's own token cache, which logout removes: keep "
+            "authorize's tokens in a file of their own (--store)"
+        )
+    return store
+
+
+def _remove_lock_file(store: FileTokenStore) -> None:
+    """Remove *store*'s lock file; tidying only, so a failure leaves it and says nothing."""
+    with contextlib.suppress(CriteoAuthError):
+        store.remove_lock_file()
 
 
 @contextlib.contextmanager
@@ -121,8 +146,7 @@ def leaving_no_lock_file(auth: CriteoAuth) -> Iterator[CriteoAuth]:
     finally:
         store = auth.store
         if isinstance(store, FileTokenStore):
-            with contextlib.suppress(CriteoAuthError):
-                store.remove_lock_file()
+            _remove_lock_file(store)
 
 
 def forget_cache() -> str:

@@ -42,7 +42,7 @@ class FileTokenStore(TokenStore):
     minute, or eight workers on one machine, share one token per lifetime and never use a
     refresh token twice::
 
-        store = FileTokenStore("~/.cache/requests-criteo/tokens.json")
+        store = FileTokenStore("~/.config/my-reports/criteo-tokens.json")
         auth = CriteoAuth(client_id, client_secret, store=store)
 
     A program done with the store may remove the lock file (:meth:`remove_lock_file`, as

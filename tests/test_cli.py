@@ -496,6 +496,30 @@ def test_authorize_leaves_no_lock_file(fake: FakeCriteo, tmp_path: Path) -> None
     assert sorted(os.listdir(tmp_path)) == ["tokens.json"]
 
 
+def test_an_authorize_refused_before_the_consent_url_leaves_no_lock_file(
+    fake: FakeCriteo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text("{}")
+    tokens.chmod(0o666)  # writable by others: refused, after the check took the lock
+    assert authorize_with_redirect(fake, tokens) == 2
+    assert "(--store)" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["tokens.json"]
+
+
+@pytest.mark.parametrize("command", ["token", "authorize"])
+def test_store_cannot_name_the_cache_that_logout_removes(
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from requests_criteo._cli_tokens import cache_path
+
+    monkeypatch.setenv("CRITEO_CLIENT_ID", "client-1")
+    monkeypatch.setenv("CRITEO_CLIENT_SECRET", SECRET)
+    options = ["--redirect-uri", REDIRECT] if command == "authorize" else []
+    assert main([command, *options, "--store", str(cache_path())]) == 2
+    assert "own token cache" in capsys.readouterr().err
+
+
 def test_a_failed_authorize_leaves_no_lock_file_either(
     fake: FakeCriteo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -261,7 +261,7 @@ SEND = HTTPAdapter.send
 
 def test_1_routed_while_the_test_runs(fake_criteo):
     assert HTTPAdapter.send is not SEND
-    assert os.environ["CRITEO_API_ORIGINS"].split() == ["https://api.criteo.com", fake_criteo.url]
+    assert os.environ["CRITEO_API_ORIGINS"].split() == [fake_criteo.url, "https://api.criteo.com"]
 
 
 def test_2_a_failing_test_with_the_fixture(fake_criteo):
@@ -302,3 +302,32 @@ def test_a_fixture_missing_its_dependency_says_what_to_install(
         'pip install "requests-criteo[testing]"'
     )
     assert message in result.stdout.lines
+
+
+A_SUBPROCESS = """
+import os
+import pathlib
+import subprocess
+import sys
+
+
+def test_criteo_auth_in_a_subprocess(fake_criteo):
+    me = "/2025-10/retail-media/me"
+    command = [sys.executable, "-m", "requests_criteo", "request", "GET", me]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert (fake_criteo.token_requests, fake_criteo.api_requests) == (1, 1)
+    cached = pathlib.Path(os.environ["XDG_CACHE_HOME"]) / "requests-criteo" / "tokens.json"
+    assert cached.exists()
+"""
+
+
+def test_a_criteo_auth_subprocess_reaches_the_fake_and_caches_in_a_folder_of_the_test(
+    pytester: pytest.Pytester,
+) -> None:
+    """Subprocesses are not routed: the environment leads them to the fake, and their
+    token cache to a folder of the test's, never the user's own."""
+    pytester.makeconftest(LOOPBACK_ONLY)
+    pytester.makepyfile(test_user_code=A_SUBPROCESS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
+    result.assert_outcomes(passed=1)
