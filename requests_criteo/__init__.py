@@ -33,7 +33,7 @@ from .exceptions import (
     TokenStoreError,
 )
 from .file_store import FileTokenStore
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, RateLimitStats
 from .retry import CriteoRetry
 from .stores import MemoryTokenStore, StoredToken, TokenStore
 
@@ -75,6 +75,7 @@ __all__ = [
     "MemoryTokenStore",
     "MissingCredentialsError",
     "Problem",
+    "RateLimitStats",
     "RateLimiter",
     "RedisTokenStore",
     "SessionAuth",

@@ -1,8 +1,9 @@
 """A client-side rate limiter, so that bulk scripts stay under Criteo's limits.
 
-What lives here: :class:`RateLimiter` (one budget of calls per minute, shared by threads)
-and :func:`is_reporting` (which paths count against Criteo's reporting budget). What
-does not: retrying 429s, which :class:`~requests_criteo.CriteoRetry` does.
+What lives here: :class:`RateLimiter` (one budget of calls per minute, shared by threads),
+:class:`RateLimitStats` (what a limiter has done) and :func:`is_reporting` (which paths
+count against Criteo's reporting budget). What does not: retrying 429s, which
+:class:`~requests_criteo.CriteoRetry` does.
 
 Criteo allows client-credentials apps 250 calls a minute, and 40 a minute on reporting
 endpoints. Running into the limit costs a 429 and a wait; pacing calls costs only the
@@ -13,6 +14,10 @@ default ``burst=1`` to stay strictly within Criteo's limits.
 
 A bulk script may wait before most of its calls: each wait is logged at DEBUG, and at
 INFO one line a minute at most sums them up, so that pacing does not drown a log.
+
+When Criteo answers 429 all the same (another program spends the budget too), the
+adapter pauses the limiter until the time Criteo named (:meth:`RateLimiter.pause_until`),
+so that the other threads do not spend their calls on more 429s.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from ._waits import pause
 
-__all__ = ["RateLimiter", "is_reporting"]
+__all__ = ["RateLimitStats", "RateLimiter", "is_reporting"]
 
 log = logging.getLogger("requests_criteo")
 
@@ -42,6 +48,18 @@ def is_reporting(path: str) -> bool:
     return any(marker in path for marker in _REPORTING_MARKERS)
 
 
+@dataclass(frozen=True)
+class RateLimitStats:
+    """What a limiter has done since it was made: see :meth:`RateLimiter.stats`."""
+
+    #: Calls made: every ``acquire()``.
+    calls: int
+    #: Seconds waited in all, by those calls.
+    waited: float
+    #: 429s that Criteo answered to calls paced by the limiter (the adapter reports them).
+    rate_limited: int
+
+
 class RateLimiter:
     """At most *per_minute* calls a minute, shared by every thread that uses it.
 
@@ -56,6 +74,8 @@ class RateLimiter:
     :param clock: a monotonic clock, in seconds, for the turns and the INFO summaries;
         tests inject one.
     :param sleep: how to wait; tests inject one that records instead.
+    :param wall_clock: the Unix time now (``time.time``), to turn the time given to
+        :meth:`pause_until` into a time of *clock*.
     """
 
     def __init__(
@@ -65,6 +85,7 @@ class RateLimiter:
         burst: int = 1,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         if isinstance(per_minute, bool) or not isinstance(per_minute, (int, float)):
             raise TypeError("per_minute must be a number of calls per minute, e.g. 250")
@@ -77,8 +98,11 @@ class RateLimiter:
         self.interval = 60.0 / self.per_minute
         self.clock = clock
         self.sleep = sleep
+        self.wall_clock = wall_clock
         self._lock = threading.Lock()
         self._next: float | None = None  # see reserve()
+        self._paused_until: float | None = None  # a time of clock(); see pause_until()
+        self._stats = RateLimitStats(0, 0.0, 0)
         # Waits not yet summed up at INFO, and when the last summary was logged.
         self._unsummed = (0, 0.0)
         self._summed_at: float | None = None
@@ -106,6 +130,8 @@ class RateLimiter:
             now = self.clock()
             scheduled = now if self._next is None else self._next
             turn = max(now, scheduled - (self.burst - 1) * self.interval)
+            if self._paused_until is not None:
+                turn = max(turn, self._paused_until)
             self._next = max(scheduled, turn) + self.interval
             return float(turn - now)
 
@@ -116,11 +142,50 @@ class RateLimiter:
         to watchers (the command line's countdown).
         """
         wait = self.reserve()
+        with self._lock:
+            done = self._stats
+            self._stats = replace(done, calls=done.calls + 1, waited=done.waited + wait)
         if wait > 0:
             log.debug("rate limit (%g calls/min): waiting %.2f s", self.per_minute, wait)
             self._sum_up(wait)
             pause(wait, f"pacing calls to {self.per_minute:g} a minute", self.sleep)
         return wait
+
+    def pause_until(self, unix_time: float) -> None:
+        """Hold every later turn, in any thread, until *unix_time* (a Unix time) at least.
+
+        What the adapter does when Criteo answers 429 with ``x-ratelimit-reset`` (or
+        ``Retry-After``). A pause never shortens one already set; a turn already handed
+        out keeps its time. The turns after the pause are spaced as before, one every
+        ``60 / per_minute`` seconds: the pause uses up the burst, so none comes at its end.
+        """
+        with self._lock:
+            until = self.clock() + (unix_time - self.wall_clock())
+            if self._paused_until is None or until > self._paused_until:
+                self._paused_until = until
+            # The first turn after the pause is at its end; the next ones an interval apart.
+            spaced = until + (self.burst - 1) * self.interval
+            if self._next is None or spaced > self._next:
+                self._next = spaced
+
+    def rate_limited(self, until: float | None = None) -> None:
+        """Count a 429 answered to a call this limiter paced; pause until *until* if given.
+
+        The adapter calls it; *until* is the Unix time Criteo named, if it named one.
+        """
+        with self._lock:
+            self._stats = replace(self._stats, rate_limited=self._stats.rate_limited + 1)
+        if until is not None:
+            self.pause_until(until)
+
+    def stats(self) -> RateLimitStats:
+        """Calls made, seconds waited and 429s seen, since the limiter was made::
+
+        >>> RateLimiter(250).stats()
+        RateLimitStats(calls=0, waited=0.0, rate_limited=0)
+        """
+        with self._lock:
+            return self._stats
 
     def _sum_up(self, wait: float) -> None:
         """Count *wait*; log the waits counted so far at INFO unless that was done within
