@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from requests.utils import default_user_agent
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from ._request_path import Mark, mark_of, note_redirect, replay_position, resend_once
@@ -38,17 +40,20 @@ _REQUESTS_USER_AGENT = default_user_agent()
 _NO_RETRIES = Retry(0, read=False, redirect=False)
 
 
-class _SendingOnce(threading.local):
-    """The adapter sending, in this thread, a body that cannot be sent twice; or ``None``.
+class _Sending(threading.local):
+    """What the adapter sending in this thread has to tell its retry policy.
 
-    Thread-local: a forked child, where the parent's other threads do not exist, starts
-    without one.
+    ``once``: the adapter sending a body that cannot be sent twice, or ``None``.
+    ``paced``: the adapter sending a call it paced, and the limiter that paced it, or
+    ``None``. Thread-local: a forked child, where the parent's other threads do not
+    exist, starts with neither.
     """
 
-    adapter: CriteoAdapter | None = None
+    once: CriteoAdapter | None = None
+    paced: tuple[CriteoAdapter, RateLimiter] | None = None
 
 
-_SENDING_ONCE = _SendingOnce()
+_SENDING = _Sending()
 
 
 def _limiter(value: float | RateLimiter | None, name: str) -> RateLimiter | None:
@@ -122,10 +127,19 @@ class CriteoAdapter(HTTPAdapter):
 
     @property
     def max_retries(self) -> Retry:
-        """The retry policy (for the current request: none if its body cannot be resent)."""
-        if _SENDING_ONCE.adapter is self:
+        """The retry policy (for the current request: none if its body cannot be resent).
+
+        For a paced call the policy, if a :class:`~requests_criteo.CriteoRetry`, reports
+        each 429 to the limiter before it waits to retry (:meth:`_rate_limited`): the
+        other threads then pause at once, not after this call's retries are spent.
+        """
+        if _SENDING.once is self:
             return _NO_RETRIES
-        return self._max_retries
+        retry = self._max_retries
+        paced = _SENDING.paced
+        if paced is not None and paced[0] is self and isinstance(retry, CriteoRetry):
+            return retry.new(on_429=partial(self._rate_limited, paced[1]))
+        return retry
 
     @max_retries.setter
     def max_retries(self, value: Retry) -> None:
@@ -146,18 +160,21 @@ class CriteoAdapter(HTTPAdapter):
         hook: the response returned is the resend's, with the 401 in its ``history``.
         """
         url = request.url
-        mark = mark_of(request)
+        mark, limiter = mark_of(request), None
         if url is not None and self.auth.credentials.scope.covers(url):
-            mark = self._prepare(request, url, mark)
+            mark, limiter = self._prepare(request, url, mark)
         replayable = mark.replayable if mark is not None else replay_position(request.body)[0]
-        if replayable:
+        previous = _SENDING.once, _SENDING.paced
+        _SENDING.once = _SENDING.once if replayable else self
+        _SENDING.paced = None if limiter is None else (self, limiter)
+        try:  # max_retries, read inside HTTPAdapter.send, sees both
             response = super().send(request, stream, timeout, verify, cert, proxies)
-        else:
-            previous, _SENDING_ONCE.adapter = _SENDING_ONCE.adapter, self
-            try:  # max_retries, read inside HTTPAdapter.send, sees the switch
-                response = super().send(request, stream, timeout, verify, cert, proxies)
-            finally:
-                _SENDING_ONCE.adapter = previous
+        finally:
+            _SENDING.once, _SENDING.paced = previous
+        if limiter is not None and response.status_code == 429:
+            # A 429 the retry policy did not retry (retries spent, or no CriteoRetry):
+            # the retried ones were reported before their waits (see max_retries).
+            self._rate_limited(limiter, response.raw)
         if response.status_code != 401:
             return response
         return resend_once(
@@ -172,11 +189,11 @@ class CriteoAdapter(HTTPAdapter):
 
     def _prepare(
         self, request: requests.PreparedRequest, url: str, mark: Mark | None
-    ) -> Mark | None:
+    ) -> tuple[Mark | None, RateLimiter | None]:
         """Name the library in the User-Agent, put the token on, and wait for the limiter.
 
         A request decorated already (*mark*: by ``auth=``, or by this adapter on an earlier
-        send) keeps its token. Returns the request's mark.
+        send) keeps its token. Returns the request's mark and the limiter that paced it.
         """
         agent = request.headers.get("User-Agent")
         if agent is None or agent == _REQUESTS_USER_AGENT:
@@ -189,7 +206,18 @@ class CriteoAdapter(HTTPAdapter):
             limiter = self.reporting_limiter
         if limiter is not None:
             limiter.acquire()
-        return mark
+        return mark, limiter
+
+    def _rate_limited(self, limiter: RateLimiter, response: BaseHTTPResponse) -> None:
+        """Tell *limiter* of a 429 to a call it paced, and until when Criteo asked to wait.
+
+        The headers are read as the retry policy reads them (the adapter's own policy if it
+        is a :class:`~requests_criteo.CriteoRetry`, else a default one).
+        """
+        retry = self._max_retries
+        reader = retry if isinstance(retry, CriteoRetry) else CriteoRetry()
+        seconds = reader.get_retry_after(response)
+        limiter.rate_limited(reader.wall_clock() + seconds if seconds else None)
 
 
 def mount(session: requests.Session, auth: CriteoAuth, **adapter_options: Any) -> CriteoAdapter:

@@ -51,6 +51,8 @@ class CriteoRetry(Retry):
 
     :param sleep: called with the seconds to wait (``time.sleep`` by default).
     :param wall_clock: the Unix time now (``time.time``), to read ``x-ratelimit-reset``.
+    :param on_429: told of each 429 before the wait for its retry (the adapter pauses its
+        rate limiter there); ``None`` by default.
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class CriteoRetry(Retry):
         *,
         sleep: Callable[[float], None] | None = None,
         wall_clock: Callable[[], float] | None = None,
+        on_429: Callable[[BaseHTTPResponse], None] | None = None,
         status_forcelist: Collection[int] | None = frozenset({429, 502, 503, 504}),
         backoff_factor: float = 0.5,
         backoff_jitter: float = 0.5,
@@ -79,10 +82,12 @@ class CriteoRetry(Retry):
         )
         self.sleep_func = sleep if sleep is not None else time.sleep
         self.wall_clock = wall_clock if wall_clock is not None else time.time
+        self.on_429 = on_429
 
     def new(self, **kw: Any) -> CriteoRetry:
         kw.setdefault("sleep", self.sleep_func)
         kw.setdefault("wall_clock", self.wall_clock)
+        kw.setdefault("on_429", self.on_429)
         return super().new(**kw)
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
@@ -150,6 +155,8 @@ class CriteoRetry(Retry):
 
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
         """Wait before the next attempt: as Criteo asked, or else the backoff (logged)."""
+        if response is not None and response.status == 429 and self.on_429 is not None:
+            self.on_429(response)
         if (
             response is not None
             and self.respect_retry_after_header
