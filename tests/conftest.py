@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ import requests_criteo
 from requests_criteo import (
     CriteoAuth,
     CriteoRetry,
+    RateLimiter,
     TokenCache,
     TokenStore,
     code_from_redirect,
@@ -57,6 +59,19 @@ class Sleeps(list[float]):
 
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
+
+
+def reserve_in_threads(limiter: RateLimiter, count: int) -> list[float]:
+    """The waits that *count* threads, let go together, are given by one ``reserve()`` each."""
+    barrier = threading.Barrier(count)
+
+    def reserve() -> float:
+        barrier.wait(5)
+        return limiter.reserve()
+
+    with ThreadPoolExecutor(count) as pool:
+        turns = [pool.submit(reserve) for _ in range(count)]
+    return sorted(turn.result() for turn in turns)
 
 
 @pytest.fixture

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pickle
-import threading
 
 import pytest
 
 from requests_criteo.ratelimit import RateLimiter, is_reporting
 
-from .conftest import FakeClock, Sleeps
+from .conftest import FakeClock, Sleeps, reserve_in_threads
 
 
 def test_calls_are_spaced_evenly(clock: FakeClock, sleeps: Sleeps) -> None:
@@ -38,23 +37,8 @@ def test_no_minute_ever_holds_more_than_the_budget(clock: FakeClock) -> None:
 
 
 def test_threads_share_one_budget(clock: FakeClock) -> None:
-    limiter = RateLimiter(40, clock=clock)
-    barrier = threading.Barrier(20)
-    waits: list[float] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        barrier.wait()
-        wait = limiter.reserve()
-        with lock:
-            waits.append(wait)
-
-    threads = [threading.Thread(target=worker) for _ in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(5)
-    assert sorted(waits) == [pytest.approx(i * 1.5) for i in range(20)]
+    waits = reserve_in_threads(RateLimiter(40, clock=clock), 20)
+    assert waits == [pytest.approx(i * 1.5) for i in range(20)]
 
 
 @pytest.mark.parametrize(
