@@ -164,13 +164,16 @@ class CriteoAdapter(HTTPAdapter):
         if url is not None and self.auth.credentials.scope.covers(url):
             mark, limiter = self._prepare(request, url, mark)
         replayable = mark.replayable if mark is not None else replay_position(request.body)[0]
-        previous = _SENDING.once, _SENDING.paced
-        _SENDING.once = _SENDING.once if replayable else self
-        _SENDING.paced = None if limiter is None else (self, limiter)
-        try:  # max_retries, read inside HTTPAdapter.send, sees both
+        if replayable and limiter is None:  # the common case: nothing to tell max_retries
             response = super().send(request, stream, timeout, verify, cert, proxies)
-        finally:
-            _SENDING.once, _SENDING.paced = previous
+        else:
+            previous = _SENDING.once, _SENDING.paced
+            _SENDING.once = _SENDING.once if replayable else self
+            _SENDING.paced = None if limiter is None else (self, limiter)
+            try:  # max_retries, read inside HTTPAdapter.send, sees both
+                response = super().send(request, stream, timeout, verify, cert, proxies)
+            finally:
+                _SENDING.once, _SENDING.paced = previous
         if limiter is not None and response.status_code == 429:
             # A 429 the retry policy did not retry (retries spent, or no CriteoRetry):
             # the retried ones were reported before their waits (see max_retries).
