@@ -463,10 +463,10 @@ def test_a_lock_holder_killed_mid_refresh_blocks_no_longer_than_the_lock_ttl(
 def test_a_child_forked_while_another_thread_holds_the_outage_lock_can_use_the_store(
     store: RedisTokenStore, clock: FakeClock
 ) -> None:
-    # Another thread of the parent is inside the outage bookkeeping (the store's _state
+    # Another thread of the parent is inside the outage bookkeeping (its Outage._state
     # lock) at the fork: the child, which has no such thread, must not wait for it.
     store.write("k", stored(clock))
-    with held_in_another_thread(lambda: store._state):
+    with held_in_another_thread(lambda: store._outage._state):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child's coverage is not collected
             code = 1
