@@ -1,8 +1,9 @@
 """What the Redis-backed objects share: the client they build, and how they ride out an outage.
 
-What lives here: :func:`connect` (a client with short socket timeouts, from a URL or the
-caller's own), :func:`where` (a URL without its password, for reprs), :data:`UNREACHABLE`
-and :class:`Outage` (one warning per outage, probes every ``retry_interval``). What does
+What lives here: :class:`OnRedis` (a client with short socket timeouts, from a URL or the
+caller's own; pickled as its URL), :func:`where` (a URL without its password, for reprs),
+:data:`UNREACHABLE` and :class:`Outage` (one warning per outage, probes every
+``retry_interval``). What does
 not: any key or command of the token store (:mod:`.redis_store`) or of the rate limiter
 (:mod:`.redis_ratelimit`). Needs the ``redis`` extra.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 try:
@@ -21,7 +23,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed in every
         'the Redis store and rate limiter need redis-py: pip install "requests-criteo[redis]"'
     ) from exc
 
-__all__ = ["UNREACHABLE", "Outage", "connect", "redis", "where"]
+__all__ = ["UNREACHABLE", "OnRedis", "Outage", "redis", "where"]
 
 log = logging.getLogger("requests_criteo")
 
@@ -29,17 +31,43 @@ log = logging.getLogger("requests_criteo")
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
-def connect(url_or_client: str | redis.Redis, socket_timeout: float, what: str) -> redis.Redis:
-    """A client for *url_or_client*: from a URL, one whose every operation waits at most
-    *socket_timeout*; a ``redis.Redis`` of the caller's own as it is (its timeouts theirs).
+class OnRedis:
+    """An object on Redis: its client, where it is (no password), and pickling by URL.
+
+    A subclass's ``__init__`` takes the URL (or client) first, then the keyword arguments
+    named in :attr:`_options`, which are also attributes of the same names.
     """
-    if isinstance(url_or_client, str):
-        return redis.Redis.from_url(
-            url_or_client, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
-        )
-    if isinstance(url_or_client, redis.Redis):
-        return url_or_client
-    raise TypeError(f"{what} needs a redis:// URL or a redis.Redis client")
+
+    _options: ClassVar[tuple[str, ...]] = ()
+    client: redis.Redis
+    _url: str | None
+
+    def _connect(self, url_or_client: str | redis.Redis, socket_timeout: float) -> None:
+        """From a URL, a client whose every operation waits at most *socket_timeout*; a
+        ``redis.Redis`` of the caller's own as it is (its timeouts are theirs).
+        """
+        if isinstance(url_or_client, str):
+            self._url = url_or_client
+            self.client = redis.Redis.from_url(
+                url_or_client, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+            )
+        elif isinstance(url_or_client, redis.Redis):
+            self._url, self.client = None, url_or_client
+        else:
+            raise TypeError(f"{type(self).__name__} needs a redis:// URL or a redis.Redis client")
+
+    def _place(self) -> str:
+        return where(self._url) if self._url else repr(self.client)
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._url is None:
+            name = type(self).__name__
+            raise TypeError(f"a {name} built from a client is not pickled; use a URL")
+        return {"url": self._url, **{option: getattr(self, option) for option in self._options}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        init: Any = type(self).__init__  # the subclass's, which takes the URL and options
+        init(self, state.pop("url"), **state)
 
 
 def where(url: str) -> str:

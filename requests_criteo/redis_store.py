@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._fork import reset_in_child
-from ._redis import UNREACHABLE, Outage, connect, redis, where
+from ._redis import UNREACHABLE, OnRedis, Outage, redis
 from .exceptions import CriteoAuthError
 from .stores import MemoryTokenStore, StoredToken, TokenStore
 
@@ -60,7 +60,7 @@ class _Hold(threading.local):
     on_memory = False
 
 
-class RedisTokenStore(TokenStore):
+class RedisTokenStore(OnRedis, TokenStore):
     """Tokens in Redis, shared by every process on every machine of a fleet.
 
     ::
@@ -90,8 +90,7 @@ class RedisTokenStore(TokenStore):
         retry_interval: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.client = connect(url_or_client, socket_timeout, "RedisTokenStore")
-        self._url = url_or_client if isinstance(url_or_client, str) else None
+        self._connect(url_or_client, socket_timeout)
         if not isinstance(prefix, str) or not prefix:
             raise ValueError("prefix must be a non-empty string, e.g. 'requests_criteo:'")
         if lock_ttl <= 0 or lock_timeout <= 0 or socket_timeout <= 0 or retry_interval < 0:
@@ -112,26 +111,10 @@ class RedisTokenStore(TokenStore):
         self._hold = _Hold()
         reset_in_child(self)
 
+    _options = ("prefix", "lock_ttl", "lock_timeout", "socket_timeout", "retry_interval", "clock")
+
     def __repr__(self) -> str:
-        place = where(self._url) if self._url else repr(self.client)
-        return f"<RedisTokenStore {place} prefix={self.prefix!r}>"
-
-    def __getstate__(self) -> dict[str, Any]:
-        if self._url is None:
-            raise TypeError("a RedisTokenStore built from a client is not pickled; use a URL")
-        return {
-            "url": self._url,
-            "prefix": self.prefix,
-            "lock_ttl": self.lock_ttl,
-            "lock_timeout": self.lock_timeout,
-            "socket_timeout": self.socket_timeout,
-            "retry_interval": self.retry_interval,
-            "clock": self.clock,
-        }
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        url = state.pop("url")
-        RedisTokenStore.__init__(self, url, **state)
+        return f"<RedisTokenStore {self._place()} prefix={self.prefix!r}>"
 
     def _after_fork(self) -> None:
         # Another thread of the parent may have held the outage lock. The rest carries over:

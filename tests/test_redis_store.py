@@ -42,14 +42,9 @@ import redis
 
 from requests_criteo.redis_store import RedisTokenStore
 
+from .redis_server import server_fixture  # noqa: F401 - the `server` fixture
+
 REFRESH = "refresh-SENTINEL"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    srv = RedisServer(tmp_path_factory.mktemp("redis"), binary=REDIS_SERVER).start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture
