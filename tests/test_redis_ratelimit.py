@@ -16,7 +16,16 @@ import pytest
 from requests_criteo import CriteoAdapter, CriteoAuth
 from requests_criteo.testing import FakeCriteo
 
-from .conftest import SECRET, FakeClock, Sleeps, assert_no_secret, criteo_client, me
+from .conftest import (
+    SECRET,
+    FakeClock,
+    Sleeps,
+    assert_no_secret,
+    criteo_client,
+    held_in_another_thread,
+    me,
+    wait_for_child,
+)
 from .redis_server import HOW_TO_GET_IT, REDIS_SERVER, RedisServer
 
 if REDIS_SERVER is None:
@@ -202,3 +211,18 @@ def test_a_client_of_ones_own_that_times_out_falls_back_too(server: RedisServer)
     lim = RedisRateLimiter(dead, PER_MINUTE, sleep=Sleeps(), clock=FakeClock())
     assert [lim.acquire(), lim.acquire()] == [0.0, 1.0]
     assert not lim.available
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
+def test_a_child_forked_during_outage_bookkeeping_still_takes_fleet_turns(
+    server: RedisServer,
+) -> None:
+    lim = limiter(server, "forked")
+    assert lim.reserve() == 0
+    with held_in_another_thread(lambda: lim._outage._state):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child's coverage is not collected
+            os._exit(0 if lim.reserve() > 0.5 and available(lim) else 1)
+        assert wait_for_child(pid) == 0
+    assert lim.reserve() > 1.5  # the child's turn was taken from the shared budget
