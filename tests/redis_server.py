@@ -15,12 +15,20 @@ import os
 import shutil
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from requests_criteo.testing import RedisServer
 
-__all__ = ["HOW_TO_GET_IT", "REDIS_SERVER", "RedisServer", "server_fixture"]
+__all__ = [
+    "HOW_TO_GET_IT",
+    "REDIS_SERVER",
+    "RedisServer",
+    "own_server_fixture",
+    "server_fixture",
+    "skip_without_a_binary",
+]
 
 
 def _find_redis_server() -> str | None:
@@ -50,9 +58,25 @@ HOW_TO_GET_IT = (
 )
 
 
+def skip_without_a_binary() -> None:
+    """Skip the calling test module when there is no redis-server; on CI, fail instead."""
+    if REDIS_SERVER is None:
+        if os.environ.get("CI"):  # CI never skips them silently
+            raise RuntimeError(f"CI must run the Redis tests: {HOW_TO_GET_IT}")
+        pytest.skip(HOW_TO_GET_IT, allow_module_level=True)
+
+
 @pytest.fixture(scope="module", name="server")
 def server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A redis-server for the tests of one module (import it only after the skip)."""
     srv = RedisServer(tmp_path_factory.mktemp("redis"), binary=REDIS_SERVER).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(name="own_server")
+def own_server_fixture(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, to stop, start again or freeze; stopped after."""
+    srv = RedisServer(tmp_path, binary=REDIS_SERVER).start()
     yield srv
     srv.stop()

@@ -9,12 +9,14 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
+import redis
 
+import requests_criteo
 from requests_criteo import CriteoAdapter, CriteoAuth
-from requests_criteo.testing import FakeCriteo
+from requests_criteo.redis_ratelimit import RedisRateLimiter
+from requests_criteo.testing import FakeCriteo, RedisServer
 
 from .conftest import (
     SECRET,
@@ -26,19 +28,13 @@ from .conftest import (
     me,
     wait_for_child,
 )
-from .redis_server import HOW_TO_GET_IT, REDIS_SERVER, RedisServer
+from .redis_server import (  # noqa: F401 - the `own_server` and `server` fixtures
+    own_server_fixture,
+    server_fixture,
+    skip_without_a_binary,
+)
 
-if REDIS_SERVER is None:
-    if os.environ.get("CI"):  # CI never skips them silently
-        raise RuntimeError(f"CI must run the Redis tests: {HOW_TO_GET_IT}")
-    pytest.skip(HOW_TO_GET_IT, allow_module_level=True)
-
-import redis
-
-import requests_criteo
-from requests_criteo.redis_ratelimit import RedisRateLimiter
-
-from .redis_server import server_fixture  # noqa: F401 - the `server` fixture
+skip_without_a_binary()  # (redis-py is in the test extra: only the binary may lack)
 
 #: One turn a second: the waits are read from Redis's clock while the tests never sleep, so
 #: a second's spacing leaves room for a slow machine's few milliseconds between calls.
@@ -163,31 +159,30 @@ def test_calls_through_a_session_are_paced_by_redis(
 
 
 def test_redis_stopped_then_started_paces_alone_then_shares_again(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    own_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    srv = RedisServer(tmp_path, binary=REDIS_SERVER).start()
-    try:
-        lim = limiter(srv, "outage", clock=FakeClock(), socket_timeout=0.5, retry_interval=0)
+    srv = own_server
+    lim = limiter(srv, "outage", clock=FakeClock(), socket_timeout=0.5, retry_interval=0)
+    assert lim.acquire() == 0
+    assert available(lim)
+    srv.stop()
+    with caplog.at_level(logging.WARNING, logger="requests_criteo"):
+        waits = [lim.acquire() for _ in range(3)]
+        assert not available(lim)
+        assert waits == [0.0, 1.0, 2.0]  # this process's own turns, at the same rate
+        assert caplog.text.count("Redis rate limiter unreachable") == 1  # once an outage
+        srv.start()  # same port, empty
         assert lim.acquire() == 0
         assert available(lim)
-        srv.stop()
-        with caplog.at_level(logging.WARNING, logger="requests_criteo"):
-            waits = [lim.acquire() for _ in range(3)]
-            assert not available(lim)
-            assert waits == [0.0, 1.0, 2.0]  # this process's own turns, at the same rate
-            assert caplog.text.count("Redis rate limiter unreachable") == 1  # once an outage
-            srv.start()  # same port, empty
-            assert lim.acquire() == 0
-            assert available(lim)
-            assert lim.acquire() > 0.5
-        assert caplog.text.count("Redis rate limiter answers again") == 1
-    finally:
-        srv.stop()
+        assert lim.acquire() > 0.5
+    assert caplog.text.count("Redis rate limiter answers again") == 1
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs SIGSTOP")
-def test_a_frozen_redis_costs_one_socket_timeout_then_pacing_alone(tmp_path: Path) -> None:
-    srv = RedisServer(tmp_path, binary=REDIS_SERVER).start()
+def test_a_frozen_redis_costs_one_socket_timeout_then_pacing_alone(
+    own_server: RedisServer,
+) -> None:
+    srv = own_server
     assert srv.process is not None
     try:
         lim = limiter(srv, "frozen", socket_timeout=0.3, retry_interval=60)
@@ -200,7 +195,6 @@ def test_a_frozen_redis_costs_one_socket_timeout_then_pacing_alone(tmp_path: Pat
         second = time.monotonic() - started - first
     finally:
         os.kill(srv.process.pid, signal.SIGCONT)
-        srv.stop()
     assert 0.3 <= first < 0.6  # one socket timeout, no retry inside
     assert second < 0.1  # Redis skipped until retry_interval has passed
     assert not lim.available

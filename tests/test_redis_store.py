@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 
 from requests_criteo import CriteoAuth, CriteoAuthError, StoredToken, TokenCache
+from requests_criteo.redis_store import RedisTokenStore
 from requests_criteo.testing import FakeCriteo
 
 from .conftest import (
@@ -31,18 +33,14 @@ from .conftest import (
     left_in_a_forked_child,
     wait_for_child,
 )
-from .redis_server import HOW_TO_GET_IT, REDIS_SERVER, RedisServer
+from .redis_server import (
+    REDIS_SERVER,
+    RedisServer,
+    server_fixture,  # noqa: F401 - the `server` fixture
+    skip_without_a_binary,
+)
 
-if REDIS_SERVER is None:
-    if os.environ.get("CI"):  # CI never skips them silently
-        raise RuntimeError(f"CI must run the Redis tests: {HOW_TO_GET_IT}")
-    pytest.skip(HOW_TO_GET_IT, allow_module_level=True)
-
-import redis
-
-from requests_criteo.redis_store import RedisTokenStore
-
-from .redis_server import server_fixture  # noqa: F401 - the `server` fixture
+skip_without_a_binary()  # (redis-py is in the test extra: only the binary may lack)
 
 REFRESH = "refresh-SENTINEL"
 
