@@ -21,6 +21,7 @@ expires once the budget is idle.
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable
 
@@ -118,7 +119,10 @@ class RedisRateLimiter(OnRedis, RateLimiter):
         )
 
     def _after_fork(self) -> None:
+        # Another thread of the parent may have held either lock; redis-py's pool opens new
+        # connections in a child by itself.
         self._outage.after_fork()
+        self._lock = threading.Lock()
 
     @property
     def available(self) -> bool:

@@ -220,3 +220,16 @@ def test_a_child_forked_during_outage_bookkeeping_still_takes_fleet_turns(
             os._exit(0 if lim.reserve() > 0.5 and available(lim) else 1)
         assert wait_for_child(pid) == 0
     assert lim.reserve() > 1.5  # the child's turn was taken from the shared budget
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
+def test_a_child_forked_while_a_thread_paces_alone_can_pace_alone(own_server: RedisServer) -> None:
+    lim = limiter(own_server, "forked-alone", clock=FakeClock(), retry_interval=60)
+    own_server.stop()
+    assert lim.reserve() == 0  # Redis down: the process's own turns from now on
+    with held_in_another_thread(lambda: lim._lock):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child's coverage is not collected
+            os._exit(0 if lim.reserve() == 1.0 else 1)
+        assert wait_for_child(pid) == 0
