@@ -38,6 +38,7 @@ from .retry import CriteoRetry
 from .stores import MemoryTokenStore, StoredToken, TokenStore
 
 if TYPE_CHECKING:
+    from .redis_ratelimit import RedisRateLimiter
     from .redis_store import RedisTokenStore
 
 # A library's logger: silent until the application configures logging (no last-resort
@@ -46,11 +47,15 @@ logging.getLogger("requests_criteo").addHandler(logging.NullHandler())
 
 
 def __getattr__(name: str) -> object:
-    # RedisTokenStore needs the optional redis-py: imported on first use only.
+    # The Redis classes need the optional redis-py: imported on first use only.
     if name == "RedisTokenStore":
         from .redis_store import RedisTokenStore
 
         return RedisTokenStore
+    if name == "RedisRateLimiter":
+        from .redis_ratelimit import RedisRateLimiter
+
+        return RedisRateLimiter
     raise AttributeError(f"module 'requests_criteo' has no attribute {name!r}")
 
 
@@ -77,6 +82,7 @@ __all__ = [
     "Problem",
     "RateLimitStats",
     "RateLimiter",
+    "RedisRateLimiter",
     "RedisTokenStore",
     "SessionAuth",
     "StoredToken",

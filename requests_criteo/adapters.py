@@ -90,7 +90,8 @@ class CriteoAdapter(HTTPAdapter):
         A body that cannot be sent twice (a generator) is never retried.
     :param rate_limit: pace calls to at most this many per minute (Criteo allows
         client-credentials apps 250), shared by every thread using this adapter; or a
-        :class:`~requests_criteo.RateLimiter`. Off by default.
+        :class:`~requests_criteo.RateLimiter` (a ``RedisRateLimiter`` shares one budget
+        with a whole fleet). Off by default.
     :param reporting_rate_limit: a separate budget for reporting endpoints (Criteo: 40 a
         minute); when unset, reporting calls count against ``rate_limit``.
     :param kwargs: passed to ``HTTPAdapter`` (``pool_connections``, ``pool_maxsize``,

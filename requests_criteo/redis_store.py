@@ -38,25 +38,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 from ._fork import reset_in_child
+from ._redis import UNREACHABLE, OnRedis, Outage, redis
 from .exceptions import CriteoAuthError
 from .stores import MemoryTokenStore, StoredToken, TokenStore
 
-try:
-    import redis
-    from redis.exceptions import LockError
-except ImportError as exc:  # pragma: no cover - the extra is installed in every test env
-    raise ImportError(
-        'RedisTokenStore needs redis-py: pip install "requests-criteo[redis]"'
-    ) from exc
-
 __all__ = ["RedisTokenStore"]
+
+LockError = redis.exceptions.LockError
 
 log = logging.getLogger("requests_criteo")
 
-_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+_UNREACHABLE = UNREACHABLE
 
 
 class _Hold(threading.local):
@@ -66,7 +60,7 @@ class _Hold(threading.local):
     on_memory = False
 
 
-class RedisTokenStore(TokenStore):
+class RedisTokenStore(OnRedis, TokenStore):
     """Tokens in Redis, shared by every process on every machine of a fleet.
 
     ::
@@ -96,18 +90,7 @@ class RedisTokenStore(TokenStore):
         retry_interval: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if isinstance(url_or_client, str):
-            self._url: str | None = url_or_client
-            self.client = redis.Redis.from_url(
-                url_or_client,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_timeout,
-            )
-        elif isinstance(url_or_client, redis.Redis):
-            self._url = None
-            self.client = url_or_client
-        else:
-            raise TypeError("RedisTokenStore needs a redis:// URL or a redis.Redis client")
+        self._connect(url_or_client, socket_timeout)
         if not isinstance(prefix, str) or not prefix:
             raise ValueError("prefix must be a non-empty string, e.g. 'requests_criteo:'")
         if lock_ttl <= 0 or lock_timeout <= 0 or socket_timeout <= 0 or retry_interval < 0:
@@ -119,37 +102,25 @@ class RedisTokenStore(TokenStore):
         self.retry_interval = float(retry_interval)
         self.clock = clock
         self._fallback = MemoryTokenStore(clock=clock)
-        self._state = threading.Lock()
-        self._down_until: float | None = None  # monotonic; None while Redis answers
+        self._outage = Outage(
+            self.retry_interval,
+            "Redis token store",
+            "using this process's memory until it answers again",
+            "tokens are shared again",
+        )
         self._hold = _Hold()
         reset_in_child(self)
 
+    _options = ("prefix", "lock_ttl", "lock_timeout", "socket_timeout", "retry_interval", "clock")
+
     def __repr__(self) -> str:
-        where = _where(self._url) if self._url else repr(self.client)
-        return f"<RedisTokenStore {where} prefix={self.prefix!r}>"
-
-    def __getstate__(self) -> dict[str, Any]:
-        if self._url is None:
-            raise TypeError("a RedisTokenStore built from a client is not pickled; use a URL")
-        return {
-            "url": self._url,
-            "prefix": self.prefix,
-            "lock_ttl": self.lock_ttl,
-            "lock_timeout": self.lock_timeout,
-            "socket_timeout": self.socket_timeout,
-            "retry_interval": self.retry_interval,
-            "clock": self.clock,
-        }
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        url = state.pop("url")
-        RedisTokenStore.__init__(self, url, **state)
+        return f"<RedisTokenStore {self._place()} prefix={self.prefix!r}>"
 
     def _after_fork(self) -> None:
         # Another thread of the parent may have held the outage lock. The rest carries over:
         # the fallback store resets its own locks, redis-py's pool opens new connections in
         # a child by itself, and the only hold left is the forking thread's, on its own stack.
-        self._state = threading.Lock()
+        self._outage.after_fork()
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -161,36 +132,22 @@ class RedisTokenStore(TokenStore):
     def _redis_usable(self) -> bool:
         if self._hold.on_memory:
             return False
-        with self._state:
-            return self._down_until is None or time.monotonic() >= self._down_until
+        return self._outage.usable()
 
     def _failed(self, exc: BaseException) -> None:
         if self._hold.active:
             # Redis just made us wait (or refused): the rest of this hold goes to memory,
             # even when retry_interval would allow another probe at once.
             self._hold.on_memory = True
-        with self._state:
-            first = self._down_until is None
-            self._down_until = time.monotonic() + self.retry_interval
-        if first:
-            log.warning(
-                "Redis token store unreachable (%s): using this process's memory until it "
-                "answers again",
-                type(exc).__name__,
-            )
+        self._outage.failed(exc)
 
     def _answered(self) -> None:
-        with self._state:
-            was_down = self._down_until is not None
-            self._down_until = None
-        if was_down:
-            log.warning("Redis token store answers again: tokens are shared again")
+        self._outage.answered()
 
     @property
     def available(self) -> bool:
         """Whether the store is using Redis (``False`` during an outage)."""
-        with self._state:
-            return self._down_until is None
+        return self._outage.available
 
     # -- the TokenStore interface ---------------------------------------------------------
 
@@ -338,13 +295,3 @@ class RedisTokenStore(TokenStore):
         if refresh_token:
             return StoredToken(None, 0.0, 0.0, refresh_token)
         return None
-
-
-def _where(url: str) -> str:
-    """*url* without what may hold a password: user info, and the query (``?password=``)."""
-    try:
-        parts = urlsplit(url)
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<unparsable URL>"
-    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"

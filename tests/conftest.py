@@ -335,12 +335,15 @@ def authorize(fake: FakeCriteo, clock: Callable[[], float], **options: Any) -> C
 # -- coverage where no redis-server can be had ---------------------------------------------
 
 _REDIS_STORE_OMITTED = pytest.StashKey[bool]()
+_REDIS_MODULES = [
+    f"*/requests_criteo/{name}.py" for name in ("_redis", "redis_store", "redis_ratelimit")
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Without any redis-server binary, leave redis_store.py out of the coverage report.
+    """Without any redis-server binary, leave the Redis modules out of the coverage report.
 
-    Its tests skip then, saying what to install (tests/test_redis_store.py), and the 95 %
+    Their tests skip then, saying what to install (tests/test_redis_*.py), and the 95 %
     floor would fail the run for a missing binary, not for untested code. Only in that case:
     with a binary (always on CI, where the skip is an error) the module is measured.
     """
@@ -357,7 +360,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for cov in (controller.cov, getattr(controller, "combining_cov", None)):
         if cov is not None:
             omit = list(cov.get_option("report:omit") or [])
-            cov.set_option("report:omit", [*omit, "*/requests_criteo/redis_store.py"])
+            cov.set_option("report:omit", [*omit, *_REDIS_MODULES])
     config.stash[_REDIS_STORE_OMITTED] = True
 
 
@@ -366,7 +369,8 @@ def pytest_terminal_summary(
 ) -> None:
     if config.stash.get(_REDIS_STORE_OMITTED, False):
         terminalreporter.write_line(
-            "coverage: requests_criteo/redis_store.py left out of the report: no redis-server "
+            "coverage: the Redis modules (requests_criteo/_redis.py, redis_store.py, "
+            "redis_ratelimit.py) left out of the report: no redis-server "
             "binary, so its tests were skipped (see the skip reason for what to install)"
         )
 

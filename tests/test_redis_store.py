@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import requests
 
 from requests_criteo import CriteoAuth, CriteoAuthError, StoredToken, TokenCache
+from requests_criteo.redis_store import RedisTokenStore
 from requests_criteo.testing import FakeCriteo
 
 from .conftest import (
@@ -31,25 +33,16 @@ from .conftest import (
     left_in_a_forked_child,
     wait_for_child,
 )
-from .redis_server import HOW_TO_GET_IT, REDIS_SERVER, RedisServer
+from .redis_server import (
+    REDIS_SERVER,
+    RedisServer,
+    server_fixture,  # noqa: F401 - the `server` fixture
+    skip_without_a_binary,
+)
 
-if REDIS_SERVER is None:
-    if os.environ.get("CI"):  # CI never skips them silently
-        raise RuntimeError(f"CI must run the Redis tests: {HOW_TO_GET_IT}")
-    pytest.skip(HOW_TO_GET_IT, allow_module_level=True)
-
-import redis
-
-from requests_criteo.redis_store import RedisTokenStore
+skip_without_a_binary()  # (redis-py is in the test extra: only the binary may lack)
 
 REFRESH = "refresh-SENTINEL"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    srv = RedisServer(tmp_path_factory.mktemp("redis"), binary=REDIS_SERVER).start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture
@@ -463,10 +456,10 @@ def test_a_lock_holder_killed_mid_refresh_blocks_no_longer_than_the_lock_ttl(
 def test_a_child_forked_while_another_thread_holds_the_outage_lock_can_use_the_store(
     store: RedisTokenStore, clock: FakeClock
 ) -> None:
-    # Another thread of the parent is inside the outage bookkeeping (the store's _state
+    # Another thread of the parent is inside the outage bookkeeping (its Outage._state
     # lock) at the fork: the child, which has no such thread, must not wait for it.
     store.write("k", stored(clock))
-    with held_in_another_thread(lambda: store._state):
+    with held_in_another_thread(lambda: store._outage._state):
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child's coverage is not collected
             code = 1

@@ -1,0 +1,145 @@
+"""RedisRateLimiter: one Criteo rate budget for a fleet of workers on many machines.
+
+What lives here: :class:`RedisRateLimiter`, a :class:`~requests_criteo.RateLimiter` whose
+turns are handed out by Redis, and its fallback to pacing within the process while Redis
+is unreachable. What does not: the waiting, logging and announcing of a wait (inherited
+from :class:`~requests_criteo.RateLimiter`), retrying 429s (:mod:`.retry`). Needs the
+``redis`` extra: ``pip install "requests-criteo[redis]"``.
+
+The turns are the local limiter's (the generic cell rate algorithm with ``burst=1``: one
+call every ``60 / per_minute`` seconds, no burst even in the first minute), computed by one
+atomic Lua script on the Redis server. One key, ``<prefix>rate:<hash>``, holds the
+theoretical arrival time: each call takes the slot ``max(now, tat)``, moves ``tat`` one
+interval on, and sleeps until its slot. Turns are thus given in the order Redis runs the
+scripts (first come, first served), and no worker polls. ``now`` is Redis's own clock
+(``TIME``), so machines whose clocks disagree still space their calls evenly. The key
+expires once the budget is idle.
+
+``<hash>`` is a SHA-256 of the limiter's ``name`` and rate: no secret, no client id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+
+from ._fork import reset_in_child
+from ._redis import UNREACHABLE, OnRedis, Outage, redis
+from .ratelimit import RateLimiter
+
+__all__ = ["RedisRateLimiter"]
+
+# KEYS[1]: the theoretical arrival time, in microseconds of Redis's clock.
+# ARGV[1]: the interval between two turns, in microseconds.
+# Returns the microseconds this call waits for its turn.
+_TURN = """
+local now_s, now_us = unpack(redis.call('TIME'))
+local now = tonumber(now_s) * 1000000 + tonumber(now_us)
+local interval = tonumber(ARGV[1])
+local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
+local tat = slot + interval
+redis.call('SET', KEYS[1], string.format('%.0f', tat),
+           'PX', math.ceil((tat - now) / 1000) + 1000)
+return slot - now
+"""
+
+
+class RedisRateLimiter(OnRedis, RateLimiter):
+    """At most *per_minute* calls a minute, shared by every process that uses the same Redis
+    and the same *name*, on any machine.
+
+    ::
+
+        limiter = RedisRateLimiter("redis://redis.internal:6379/0", 250)
+        session = requests_criteo.session(client_id, client_secret, rate_limit=limiter)
+
+    Use one *name* per budget: Criteo counts per application (its client id), and the
+    reporting endpoints have their own 40 a minute. Limiters of different rates never
+    share a key, so ``rate_limit`` and ``reporting_rate_limit`` may keep the default name.
+
+    :param url_or_client: a ``redis://`` URL, or a ``redis.Redis`` client of your own
+        (then its timeouts are yours to bound).
+    :param per_minute: calls allowed per minute, fleet-wide.
+    :param name: the budget's name (not a secret; hashed into the key).
+    :param prefix: the namespace of the key.
+    :param socket_timeout: seconds for each Redis operation (URL form only): with Redis
+        frozen, a call waits this long at most before pacing on its own.
+    :param retry_interval: seconds between probes of Redis during an outage.
+    :param clock: a monotonic clock, for the fallback's turns and the INFO summaries.
+    :param sleep: how to wait; tests inject one that records instead.
+    """
+
+    def __init__(
+        self,
+        url_or_client: str | redis.Redis,
+        per_minute: float = 250,
+        *,
+        name: str = "requests-criteo",
+        prefix: str = "requests_criteo:",
+        socket_timeout: float = 1.0,
+        retry_interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(per_minute, clock=clock, sleep=sleep)
+        self._connect(url_or_client, socket_timeout)
+        if not isinstance(name, str) or not name or not isinstance(prefix, str) or not prefix:
+            raise ValueError("name and prefix must be non-empty strings")
+        if socket_timeout <= 0 or retry_interval < 0:
+            raise ValueError("socket_timeout must be positive, retry_interval not negative")
+        self.name, self.prefix = name, prefix
+        self.socket_timeout, self.retry_interval = float(socket_timeout), float(retry_interval)
+        budget = f"{name}\n{self.per_minute!r}".encode()
+        self.key = f"{prefix}rate:{hashlib.sha256(budget).hexdigest()[:40]}"
+        self._turn = self.client.register_script(_TURN)
+        self._outage = Outage(
+            self.retry_interval,
+            "Redis rate limiter",
+            f"pacing this process alone at {self.per_minute:g} calls a minute until it "
+            "answers again",
+            "the fleet shares its rate budget again",
+        )
+        reset_in_child(self)
+
+    _options = (
+        "per_minute",
+        "name",
+        "prefix",
+        "socket_timeout",
+        "retry_interval",
+        "clock",
+        "sleep",
+    )
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisRateLimiter({self._place()}, per_minute={self.per_minute:g}, name={self.name!r})"
+        )
+
+    def _after_fork(self) -> None:
+        # Another thread of the parent may have held either lock; redis-py's pool opens new
+        # connections in a child by itself.
+        self._outage.after_fork()
+        self._lock = threading.Lock()
+
+    @property
+    def available(self) -> bool:
+        """Whether the limiter is using Redis (``False`` during an outage)."""
+        return self._outage.available
+
+    def reserve(self) -> float:
+        """Take the fleet's next turn; return the seconds to wait for it (0 if it is now).
+
+        While Redis is unreachable, the turn is this process's own, at the same rate.
+        """
+        if self._outage.usable():
+            try:
+                wait_us = self._turn(keys=[self.key], args=[round(self.interval * 1e6)])
+            except UNREACHABLE as exc:
+                self._outage.failed(exc)
+            else:
+                self._outage.answered()
+                return max(0.0, int(wait_us) / 1e6)
+        return super().reserve()
