@@ -12,8 +12,10 @@ atomic Lua script on the Redis server. One key, ``<prefix>rate:<hash>``, holds t
 theoretical arrival time: each call takes the slot ``max(now, tat)``, moves ``tat`` one
 interval on, and sleeps until its slot. Turns are thus given in the order Redis runs the
 scripts (first come, first served), and no worker polls. ``now`` is Redis's own clock
-(``TIME``), so machines whose clocks disagree still space their calls evenly. The key
-expires once the budget is idle.
+(``TIME``), so machines whose clocks disagree still space their calls evenly. A pause after
+a 429 (:meth:`RedisRateLimiter.pause_until`) runs the same script to move ``tat`` on to
+the pause's end, never back, so it holds the whole fleet. The key expires once the budget
+is idle.
 
 ``<hash>`` is a SHA-256 of the limiter's ``name`` and rate: no secret, no client id.
 """
@@ -33,6 +35,8 @@ __all__ = ["RedisRateLimiter"]
 
 # KEYS[1]: the theoretical arrival time, in microseconds of Redis's clock.
 # ARGV[1]: the interval between two turns, in microseconds.
+# ARGV[2], for a pause only: its end, in microseconds of Unix time (Redis's TIME is Unix
+# time). A pause takes no turn: it moves the next free slot on to its end, never back.
 # Returns the microseconds this call waits for its turn.
 _TURN = """
 local now_s, now_us = unpack(redis.call('TIME'))
@@ -40,6 +44,9 @@ local now = tonumber(now_s) * 1000000 + tonumber(now_us)
 local interval = tonumber(ARGV[1])
 local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
 local tat = slot + interval
+if ARGV[2] then
+  tat = math.max(slot, tonumber(ARGV[2]))
+end
 redis.call('SET', KEYS[1], string.format('%.0f', tat),
            'PX', math.ceil((tat - now) / 1000) + 1000)
 return slot - now
@@ -134,12 +141,30 @@ class RedisRateLimiter(OnRedis, RateLimiter):
 
         While Redis is unreachable, the turn is this process's own, at the same rate.
         """
-        if self._outage.usable():
-            try:
-                wait_us = self._turn(keys=[self.key], args=[round(self.interval * 1e6)])
-            except UNREACHABLE as exc:
-                self._outage.failed(exc)
-            else:
-                self._outage.answered()
-                return max(0.0, int(wait_us) / 1e6)
-        return super().reserve()
+        wait_us = self._on_redis()
+        if wait_us is None:
+            return super().reserve()
+        return max(0.0, wait_us / 1e6)
+
+    def pause_until(self, unix_time: float) -> None:
+        """Hold every later turn of the fleet, on any machine, until *unix_time* at least.
+
+        What the adapter does when Criteo answers 429 with a time to wait for. As with the
+        local limiter, a pause never shortens a longer one, and the turns after it are
+        spaced evenly, the first at its end. While Redis is unreachable, it pauses this
+        process's own turns.
+        """
+        if self._on_redis(round(unix_time * 1e6)) is None:
+            super().pause_until(unix_time)
+
+    def _on_redis(self, *pause: int) -> int | None:
+        """Run the script (a turn, or with *pause* a pause); ``None`` while Redis is down."""
+        if not self._outage.usable():
+            return None
+        try:
+            wait_us = self._turn(keys=[self.key], args=[round(self.interval * 1e6), *pause])
+        except UNREACHABLE as exc:
+            self._outage.failed(exc)
+            return None
+        self._outage.answered()
+        return int(wait_us)

@@ -158,6 +158,44 @@ def test_calls_through_a_session_are_paced_by_redis(
 # -- Redis down, frozen, and back -----------------------------------------------------------
 
 
+PAUSE = 5.0  # seconds a test's 429 pauses the budget for (nothing sleeps through it)
+
+
+def test_a_pause_through_one_limiter_holds_the_next_turn_of_another(server: RedisServer) -> None:
+    saw_429, other = limiter(server, "paused"), limiter(server, "paused")
+    saw_429.pause_until(time.time() + PAUSE)  # Redis's TIME is Unix time
+    assert PAUSE - SLACK <= other.reserve() <= PAUSE + 0.01
+
+
+def test_a_shorter_pause_does_not_shorten_a_longer_one(server: RedisServer) -> None:
+    a, b = limiter(server, "paused-twice"), limiter(server, "paused-twice")
+    a.pause_until(time.time() + PAUSE)
+    b.pause_until(time.time() + 1)
+    assert PAUSE - SLACK <= a.reserve() <= PAUSE + 0.01
+
+
+def test_turns_after_a_fleet_pause_are_evenly_spaced(server: RedisServer) -> None:
+    a, b = limiter(server, "paused-spaced"), limiter(server, "paused-spaced")
+    a.reserve()
+    a.pause_until(time.time() + PAUSE)
+    waits = [a.reserve(), b.reserve(), a.reserve(), b.reserve()]
+    assert_spaced([wait - PAUSE for wait in waits])  # the first at the pause's end, no burst
+
+
+def test_with_redis_stopped_a_pause_holds_the_local_fallback(
+    own_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    lim = limiter(own_server, "paused-alone", clock=FakeClock(), retry_interval=0)
+    own_server.stop()
+    with caplog.at_level(logging.DEBUG, logger="requests_criteo"):
+        assert lim.reserve() == 0  # pacing alone; the outage's one warning
+        caplog.clear()
+        lim.pause_until(time.time() + PAUSE)
+        assert lim.reserve() == pytest.approx(PAUSE, abs=SLACK)
+        assert lim.reserve() == pytest.approx(PAUSE + 1, abs=SLACK)
+    assert caplog.records == []
+
+
 def test_redis_stopped_then_started_paces_alone_then_shares_again(
     own_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
