@@ -151,11 +151,11 @@ class RedisRateLimiter(OnRedis, RateLimiter):
 
         What the adapter does when Criteo answers 429 with a time to wait for. As with the
         local limiter, a pause never shortens a longer one, and the turns after it are
-        spaced evenly, the first at its end. While Redis is unreachable, it pauses this
-        process's own turns.
+        spaced evenly, the first at its end. This process's own turns are paused too, so
+        that the pause holds if Redis becomes unreachable before it ends.
         """
-        if self._on_redis(round(unix_time * 1e6)) is None:
-            super().pause_until(unix_time)
+        self._on_redis(round(unix_time * 1e6))
+        super().pause_until(unix_time)
 
     def _on_redis(self, *pause: int) -> int | None:
         """Run the script (a turn, or with *pause* a pause); ``None`` while Redis is down."""

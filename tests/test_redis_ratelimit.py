@@ -196,6 +196,15 @@ def test_with_redis_stopped_a_pause_holds_the_local_fallback(
     assert caplog.records == []
 
 
+def test_a_fleet_pause_still_holds_when_redis_goes_down_before_its_end(
+    own_server: RedisServer,
+) -> None:
+    lim = limiter(own_server, "paused-then-down", clock=FakeClock(), retry_interval=0)
+    lim.pause_until(time.time() + PAUSE)  # through Redis, and this process's own turns
+    own_server.stop()
+    assert lim.reserve() == pytest.approx(PAUSE, abs=SLACK)
+
+
 def test_redis_stopped_then_started_paces_alone_then_shares_again(
     own_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
