@@ -143,6 +143,12 @@ class FileTokenStore(TokenStore):
                     file_lock.acquire(timeout=max(deadline - time.monotonic(), 0.0))
                 except FileLockTimeout:
                     raise self._gave_up("another process holds it") from None
+                except FileNotFoundError:
+                    # filelock < 4 opens a lock file it saw exist without creating it: one
+                    # removed in between (remove_lock_file) is made again on the next turn.
+                    if time.monotonic() >= deadline:
+                        raise self._gave_up("its lock file kept being removed") from None
+                    continue
                 if file_lock.lock_counter > 1 or self._is_the_lock_file(fd):
                     return  # a nested hold of this thread, or the file at the path
                 file_lock.release()

@@ -14,6 +14,7 @@ import threading
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -521,3 +522,26 @@ def test_a_store_whose_lock_file_was_removed_before_it_locked_takes_the_new_one(
         held = lock_file.stat().st_ino
     assert len(opened) == 2
     assert opened[1] == held
+
+
+def test_a_lock_file_removed_while_filelock_opens_it_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """filelock < 4 checks that the lock file exists, then opens it without creating it."""
+    import filelock
+
+    store = FileTokenStore(tmp_path / "tokens.json")
+    acquire = filelock.FileLock.acquire
+    calls: list[int] = []
+
+    def removed_in_between(self: filelock.FileLock, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise FileNotFoundError(2, "No such file or directory", str(self.lock_file))
+        return acquire(self, *args, **kwargs)
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", removed_in_between)
+    with store.lock("k"):
+        assert len(calls) == 2  # the lock file made again, and locked
+    store.write("k", token())
+    assert store.read("k") == token()
