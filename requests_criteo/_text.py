@@ -2,7 +2,9 @@
 
 What lives here: :func:`safe_text`, the one place where server text (OAuth error codes and
 descriptions, Criteo's titles and trace ids, reason phrases) is redacted and escaped
-before it reaches an exception message or the command line's stderr. What does not:
+before it reaches an exception message or the command line's stderr; and :class:`Secret`,
+:class:`Secrets` and :class:`Answer`, whose ``repr`` hides what they hold, so that a
+traceback's frame locals never show a secret or a token answer. What does not:
 deciding which values are secret (the callers know: the client secret, the code, the
 refresh token, the bearer token the request carried).
 """

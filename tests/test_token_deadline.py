@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
+from typing import Any
 
 import pytest
 import requests
@@ -124,20 +125,26 @@ def call_until_deadline(auth: CriteoAuth, calls: int) -> None:
         assert time.monotonic() - start < DEADLINE + 1
 
 
+def trickled_auth(endpoint: TricklingEndpoint, **options: Any) -> CriteoAuth:
+    """An auth whose token endpoint trickles, with a short deadline and a cache of its own."""
+    return CriteoAuth(
+        CLIENT_ID,
+        SECRET,
+        token_url=endpoint.url,
+        cache=TokenCache(),
+        timeout=(1, 5),
+        deadline=DEADLINE,
+        **options,
+    )
+
+
 @pytest.mark.parametrize("part", ["head", "body"])
 def test_abandoned_token_requests_close_their_sockets_and_their_workers_end(
     part: str,
 ) -> None:
     before = workers()  # left by other tests: ignored
     with TricklingEndpoint(part) as endpoint:
-        auth = CriteoAuth(
-            CLIENT_ID,
-            SECRET,
-            token_url=endpoint.url,
-            cache=TokenCache(),
-            timeout=(1, 5),
-            deadline=DEADLINE,
-        )
+        auth = trickled_auth(endpoint)
         call_until_deadline(auth, CALLS)
         wait_until(lambda: not workers() - before and endpoint.closed_by_client == CALLS)
         assert endpoint.accepted == CALLS
@@ -151,15 +158,7 @@ def test_with_an_injected_session_a_trickled_body_is_still_abandoned() -> None:
     # sees that it was abandoned and closes the connection. (Trickled headers would hold
     # it until its read timeout: no public interface of a foreign session can cut them.)
     with TricklingEndpoint("body") as endpoint:
-        auth = CriteoAuth(
-            CLIENT_ID,
-            SECRET,
-            token_url=endpoint.url,
-            cache=TokenCache(),
-            timeout=(1, 5),
-            deadline=DEADLINE,
-            token_session=requests.Session(),
-        )
+        auth = trickled_auth(endpoint, token_session=requests.Session())
         call_until_deadline(auth, 3)
         wait_until(lambda: not workers() - before and endpoint.closed_by_client == 3)
         assert endpoint.closed_by_client == 3
