@@ -28,6 +28,7 @@ from typing import Any, TextIO, TypeAlias
 import requests
 
 from . import __version__
+from ._cli_pacing import pacing
 from ._cli_tokens import UsageError as _UsageError
 from ._cli_tokens import authorize_auth, command_auth, forget_cache, leaving_no_lock_file
 from ._countdown import show_waits
@@ -85,7 +86,7 @@ def _json_body(text: str | None) -> Any:
 def request(args: argparse.Namespace, out: TextIO) -> int:
     """Make one authenticated call and print the answer: pretty on a terminal, compact when
     piped. Exits 1 with Criteo's error summary on stderr when the answer is 4xx or 5xx.
-    Rate-limit waits are shown on stderr.
+    Rate-limit waits, and with ``--redis`` the wait for the call's turn, are shown on stderr.
     """
     with leaving_no_lock_file(command_auth(args)) as auth:
         response = _send(auth, args)
@@ -110,7 +111,7 @@ def _send(auth: CriteoAuth, args: argparse.Namespace) -> requests.Response:
     body = _json_body(args.json)
     params = _params(args.param)
     with CriteoSession() as s:
-        mount(s, auth)
+        mount(s, auth, **pacing(args.redis, args.per_minute, auth))
         prepared = s.prepare_request(
             requests.Request(args.method.upper(), url, params=params, json=body)
         )
@@ -290,6 +291,18 @@ def _add_request_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         help="a query parameter; repeat for more",
+    )
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="take the call's turn in the app's rate budget kept in this Redis, shared "
+        "with every run and worker using it (needs the redis extra)",
+    )
+    parser.add_argument(
+        "--per-minute",
+        type=float,
+        help="that budget, calls a minute (default: Criteo's 250, 40 on reporting paths; "
+        "10 per account for --store tokens)",
     )
     _add_token_options(parser)
 

@@ -56,12 +56,15 @@ class _Sending(threading.local):
 _SENDING = _Sending()
 
 
-def _limiter(value: float | RateLimiter | None, name: str) -> RateLimiter | None:
-    if value is None or isinstance(value, RateLimiter):
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be calls per minute (a number) or a RateLimiter")
-    return RateLimiter(value)
+def _limiter(value: float | RateLimiter | None, name: str, auth: CriteoAuth) -> RateLimiter | None:
+    """The limiter that paces *auth*'s calls: of *value*, the budget of its app or account."""
+    if value is None:
+        return None
+    if not isinstance(value, RateLimiter):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be calls per minute (a number) or a RateLimiter")
+        value = RateLimiter(value)
+    return value.for_credentials(auth.token_url, auth.client_id, auth.account)
 
 
 class CriteoAdapter(HTTPAdapter):
@@ -90,8 +93,10 @@ class CriteoAdapter(HTTPAdapter):
         A body that cannot be sent twice (a generator) is never retried.
     :param rate_limit: pace calls to at most this many per minute (Criteo allows
         client-credentials apps 250), shared by every thread using this adapter; or a
-        :class:`~requests_criteo.RateLimiter` (a ``RedisRateLimiter`` shares one budget
-        with a whole fleet). Off by default.
+        :class:`~requests_criteo.RateLimiter`, shared by every adapter given it (a
+        ``RedisRateLimiter`` shares one budget with a whole fleet; one made with
+        ``per_account=True`` gives each account of an authorization-code app its own).
+        Off by default. :attr:`limiter` is the limiter that paces this adapter's calls.
     :param reporting_rate_limit: a separate budget for reporting endpoints (Criteo: 40 a
         minute); when unset, reporting calls count against ``rate_limit``.
     :param kwargs: passed to ``HTTPAdapter`` (``pool_connections``, ``pool_maxsize``,
@@ -117,8 +122,8 @@ class CriteoAdapter(HTTPAdapter):
         if not isinstance(auth, CriteoAuth):
             raise TypeError(f"CriteoAdapter needs a CriteoAuth, not {type(auth).__name__}")
         self.auth = auth
-        self.limiter = _limiter(rate_limit, "rate_limit")
-        self.reporting_limiter = _limiter(reporting_rate_limit, "reporting_rate_limit")
+        self.limiter = _limiter(rate_limit, "rate_limit", auth)
+        self.reporting_limiter = _limiter(reporting_rate_limit, "reporting_rate_limit", auth)
         super().__init__(
             max_retries=CriteoRetry() if max_retries is None else max_retries, **kwargs
         )

@@ -18,6 +18,11 @@ INFO one line a minute at most sums them up, so that pacing does not drown a log
 When Criteo answers 429 all the same (another program spends the budget too), the
 adapter pauses the limiter until the time Criteo named (:meth:`RateLimiter.pause_until`),
 so that the other threads do not spend their calls on more 429s.
+
+Authorization-code apps have 10 calls a minute per consenting account: a limiter made with
+``per_account=True`` keeps one budget per account (the ``account=`` of the auth), shared
+by every adapter and session of that account that is given the limiter
+(:meth:`RateLimiter.for_credentials`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 from ._waits import pause
 
@@ -71,6 +77,9 @@ class RateLimiter:
 
     :param per_minute: calls allowed per minute (a positive number).
     :param burst: calls that may go back to back after a quiet period (default 1: none).
+    :param per_account: one budget of *per_minute* for each account (the ``account=`` of the
+        auth whose calls an adapter paces) rather than one for all: Criteo allows
+        authorization-code apps 10 calls a minute per consenting account.
     :param clock: a monotonic clock, in seconds, for the turns and the INFO summaries;
         tests inject one.
     :param sleep: how to wait; tests inject one that records instead.
@@ -83,6 +92,7 @@ class RateLimiter:
         per_minute: float,
         *,
         burst: int = 1,
+        per_account: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], float] = time.time,
@@ -93,8 +103,11 @@ class RateLimiter:
             raise ValueError(f"per_minute must be positive and finite, got {per_minute!r}")
         if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
             raise ValueError(f"burst must be a positive int, got {burst!r}")
+        if not isinstance(per_account, bool):
+            raise TypeError("per_account must be True or False")
         self.per_minute = float(per_minute)
         self.burst = burst
+        self.per_account = per_account
         self.interval = 60.0 / self.per_minute
         self.clock = clock
         self.sleep = sleep
@@ -103,12 +116,14 @@ class RateLimiter:
         self._next: float | None = None  # see reserve()
         self._paused_until: float | None = None  # a time of clock(); see pause_until()
         self._stats = RateLimitStats(0, 0.0, 0)
+        self._budgets: dict[str, RateLimiter] = {}  # see _budget()
         # Waits not yet summed up at INFO, and when the last summary was logged.
         self._unsummed = (0, 0.0)
         self._summed_at: float | None = None
 
     def __repr__(self) -> str:
-        return f"RateLimiter(per_minute={self.per_minute:g}, burst={self.burst})"
+        each = ", per_account=True" if self.per_account else ""
+        return f"RateLimiter(per_minute={self.per_minute:g}, burst={self.burst}{each})"
 
     def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()
@@ -118,6 +133,35 @@ class RateLimiter:
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+
+    def for_credentials(self, token_url: str, client_id: str, account: str) -> RateLimiter:
+        """The limiter that paces the calls made with these credentials.
+
+        What an adapter asks of the limiter it is given. This limiter itself, unless it is
+        ``per_account``: then *account*'s own budget, made on first use with this limiter's
+        settings and the same from then on, for every adapter and session of the account.
+        """
+        if not self.per_account:
+            return self
+        return self._budget(
+            account,
+            partial(
+                RateLimiter,
+                self.per_minute,
+                burst=self.burst,
+                clock=self.clock,
+                sleep=self.sleep,
+                wall_clock=self.wall_clock,
+            ),
+        )
+
+    def _budget(self, name: str, make: Callable[[], RateLimiter]) -> RateLimiter:
+        """The budget called *name* among those this limiter hands out; *make* makes it."""
+        with self._lock:
+            budget = self._budgets.get(name)
+            if budget is None:
+                budget = self._budgets[name] = make()
+            return budget
 
     def reserve(self) -> float:
         """Take the next turn; return the seconds to wait for it (0 if it is now).
@@ -183,9 +227,17 @@ class RateLimiter:
 
         >>> RateLimiter(250).stats()
         RateLimitStats(calls=0, waited=0.0, rate_limited=0)
+
+        A limiter that hands out budgets (:meth:`for_credentials`) counts theirs too.
         """
         with self._lock:
-            return self._stats
+            own, budgets = self._stats, list(self._budgets.values())
+        done = [own, *(budget.stats() for budget in budgets)]
+        return RateLimitStats(
+            sum(part.calls for part in done),
+            sum(part.waited for part in done),
+            sum(part.rate_limited for part in done),
+        )
 
     def _sum_up(self, wait: float) -> None:
         """Count *wait*; log the waits counted so far at INFO unless that was done within

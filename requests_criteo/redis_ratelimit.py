@@ -17,7 +17,10 @@ a 429 (:meth:`RedisRateLimiter.pause_until`) runs the same script to move ``tat`
 the pause's end, never back, so it holds the whole fleet. The key expires once the budget
 is idle.
 
-``<hash>`` is a SHA-256 of the limiter's ``name`` and rate: no secret, no client id.
+``<hash>`` is a SHA-256 of the budget's name and rate: no secret, no client id. A budget's
+name is the limiter's ``name``, else the token URL and client id of the auth whose calls it
+paces (Criteo counts per app), with the account's name after it for a ``per_account``
+limiter (:meth:`RedisRateLimiter.for_credentials`).
 """
 
 from __future__ import annotations
@@ -26,12 +29,16 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 from ._fork import reset_in_child
 from ._redis import UNREACHABLE, OnRedis, Outage, redis
 from .ratelimit import RateLimiter
 
 __all__ = ["RedisRateLimiter"]
+
+#: The budget of a limiter without a name that is used on its own, not through an adapter.
+UNNAMED = "requests-criteo"
 
 # KEYS[1]: the theoretical arrival time, in microseconds of Redis's clock.
 # ARGV[1]: the interval between two turns, in microseconds.
@@ -62,14 +69,22 @@ class RedisRateLimiter(OnRedis, RateLimiter):
         limiter = RedisRateLimiter("redis://redis.internal:6379/0", 250)
         session = requests_criteo.session(client_id, client_secret, rate_limit=limiter)
 
-    Use one *name* per budget: Criteo counts per application (its client id), and the
-    reporting endpoints have their own 40 a minute. Limiters of different rates never
-    share a key, so ``rate_limit`` and ``reporting_rate_limit`` may keep the default name.
+    Criteo counts per application, so by default the budget is named after the token URL
+    and client id of the auth whose calls the limiter paces: every worker of one app shares
+    it, and one limiter given to sessions of two apps gives each app its own. The reporting
+    endpoints have their own 40 a minute: limiters of different rates never share a key,
+    so ``rate_limit`` and ``reporting_rate_limit`` need no names of their own.
 
     :param url_or_client: a ``redis://`` URL, or a ``redis.Redis`` client of your own
         (then its timeouts are yours to bound).
     :param per_minute: calls allowed per minute, fleet-wide.
-    :param name: the budget's name (not a secret; hashed into the key).
+    :param name: the budget's name (not a secret; hashed into the key), for a budget shared
+        by more than one app; by default the app's token URL and client id (used alone,
+        through :meth:`acquire` and no adapter, a limiter without a name draws from the
+        budget named ``"requests-criteo"``).
+    :param per_account: one fleet-wide budget of *per_minute* for each account (the
+        ``account=`` of the auth): Criteo allows authorization-code apps 10 calls a minute
+        per consenting account.
     :param prefix: the namespace of the key.
     :param socket_timeout: seconds for each Redis operation (URL form only): with Redis
         frozen, a call waits this long at most before pacing on its own.
@@ -83,22 +98,25 @@ class RedisRateLimiter(OnRedis, RateLimiter):
         url_or_client: str | redis.Redis,
         per_minute: float = 250,
         *,
-        name: str = "requests-criteo",
+        name: str | None = None,
+        per_account: bool = False,
         prefix: str = "requests_criteo:",
         socket_timeout: float = 1.0,
         retry_interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(per_minute, clock=clock, sleep=sleep)
+        super().__init__(per_minute, per_account=per_account, clock=clock, sleep=sleep)
         self._connect(url_or_client, socket_timeout)
-        if not isinstance(name, str) or not name or not isinstance(prefix, str) or not prefix:
-            raise ValueError("name and prefix must be non-empty strings")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError("name must be a non-empty string, or None (the app's own)")
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError("prefix must be a non-empty string")
         if socket_timeout <= 0 or retry_interval < 0:
             raise ValueError("socket_timeout must be positive, retry_interval not negative")
         self.name, self.prefix = name, prefix
         self.socket_timeout, self.retry_interval = float(socket_timeout), float(retry_interval)
-        budget = f"{name}\n{self.per_minute!r}".encode()
+        budget = f"{UNNAMED if name is None else name}\n{self.per_minute!r}".encode()
         self.key = f"{prefix}rate:{hashlib.sha256(budget).hexdigest()[:40]}"
         self._turn = self.client.register_script(_TURN)
         self._outage = Outage(
@@ -113,6 +131,7 @@ class RedisRateLimiter(OnRedis, RateLimiter):
     _options = (
         "per_minute",
         "name",
+        "per_account",
         "prefix",
         "socket_timeout",
         "retry_interval",
@@ -130,6 +149,37 @@ class RedisRateLimiter(OnRedis, RateLimiter):
         # connections in a child by itself.
         self._outage.after_fork()
         self._lock = threading.Lock()
+
+    def for_credentials(self, token_url: str, client_id: str, account: str) -> RateLimiter:
+        """The limiter that paces the calls made with these credentials, fleet-wide.
+
+        What an adapter asks of the limiter it is given. The budget's name is this
+        limiter's *name*, else the token URL and client id; for a ``per_account`` limiter,
+        followed by *account*. This limiter itself when that is its own name; else a
+        limiter on the same Redis connection, made on first use and the same from then on.
+        """
+        name = self.name if self.name is not None else f"{token_url} {client_id}"
+        if self.per_account:
+            name = f"{name} account={account}"
+        if name == self.name:
+            return self
+        return self._budget(name, partial(self._named, name))
+
+    def _named(self, name: str) -> RedisRateLimiter:
+        """A limiter of the budget *name*, sharing this one's connection and outage."""
+        budget = RedisRateLimiter(
+            self.client,
+            self.per_minute,
+            name=name,
+            prefix=self.prefix,
+            retry_interval=self.retry_interval,
+            clock=self.clock,
+            sleep=self.sleep,
+        )
+        # Pickled by this limiter's URL; one warning per outage of the one connection.
+        budget._url, budget._outage = self._url, self._outage
+        budget.socket_timeout = self.socket_timeout
+        return budget
 
     @property
     def available(self) -> bool:

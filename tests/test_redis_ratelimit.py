@@ -39,6 +39,7 @@ skip_without_a_binary()  # (redis-py is in the test extra: only the binary may l
 #: One turn a second: the waits are read from Redis's clock while the tests never sleep, so
 #: a second's spacing leaves room for a slow machine's few milliseconds between calls.
 PER_MINUTE = 60
+CRITEO_TOKEN_URL = "https://api.criteo.com/oauth2/token"
 SLACK = 0.25  # seconds the machine may spend between two calls of a test
 
 
@@ -280,3 +281,112 @@ def test_a_child_forked_while_a_thread_paces_alone_can_pace_alone(own_server: Re
         if pid == 0:  # pragma: no cover - the child's coverage is not collected
             os._exit(0 if lim.reserve() == 1.0 else 1)
         assert wait_for_child(pid) == 0
+
+
+# -- whose budget: the app's by default, or each account's (tests/test_limiter_budgets.py) -
+
+
+def on_redis(server: RedisServer, **options: object) -> RedisRateLimiter:
+    return RedisRateLimiter(server.url, 60, sleep=Sleeps(), **options)  # type: ignore[arg-type]
+
+
+def test_by_default_a_fleet_budget_is_the_apps(server: RedisServer) -> None:
+    # Two processes' limiters, built alike, with no name: one budget per app.
+    here, there = on_redis(server), on_redis(server)
+    app = here.for_credentials(CRITEO_TOKEN_URL, "client-1", "default")
+    same_app = there.for_credentials(CRITEO_TOKEN_URL, "client-1", "default")
+    other_app = there.for_credentials(CRITEO_TOKEN_URL, "client-2", "default")
+    other_origin = there.for_credentials("http://127.0.0.1:1/oauth2/token", "client-1", "x")
+    assert isinstance(app, RedisRateLimiter) and isinstance(same_app, RedisRateLimiter)
+    assert app.key == same_app.key
+    assert len({app.key, other_app.key, other_origin.key, here.key}) == 4  # type: ignore[attr-defined]
+    assert "client-1" not in app.key  # the key is a hash: no client id in Redis
+    assert app.reserve() == 0.0
+    assert same_app.reserve() > 0.5  # the same app's next turn, a second on
+    assert other_app.reserve() == 0.0  # another app's budget is its own
+
+
+def test_an_unnamed_limiter_used_alone_keeps_the_former_default_budget(
+    server: RedisServer,
+) -> None:
+    assert on_redis(server).key == on_redis(server, name="requests-criteo").key
+
+
+def test_a_named_limiter_is_one_budget_for_every_app(server: RedisServer) -> None:
+    limiter = on_redis(server, name="all our apps")
+    assert limiter.for_credentials(CRITEO_TOKEN_URL, "client-1", "a") is limiter
+    assert limiter.for_credentials(CRITEO_TOKEN_URL, "client-2", "b") is limiter
+
+
+def test_a_per_account_fleet_budget_is_each_accounts_on_every_machine(
+    server: RedisServer,
+) -> None:
+    here, there = on_redis(server, per_account=True), on_redis(server, per_account=True)
+    acme = here.for_credentials(CRITEO_TOKEN_URL, "client-1", "acme")
+    assert acme.reserve() == 0.0
+    assert there.for_credentials(CRITEO_TOKEN_URL, "client-1", "acme").reserve() > 0.5
+    assert there.for_credentials(CRITEO_TOKEN_URL, "client-1", "globex").reserve() == 0.0
+    assert here.for_credentials(CRITEO_TOKEN_URL, "client-1", "acme") is acme  # made once
+
+
+def test_an_apps_budget_shares_the_limiters_connection_and_pickles_by_its_url(
+    server: RedisServer,
+) -> None:
+    limiter = on_redis(server, per_account=True)
+    acme = limiter.for_credentials(CRITEO_TOKEN_URL, "client-1", "acme")
+    assert isinstance(acme, RedisRateLimiter)
+    assert acme.client is limiter.client
+    copy = pickle.loads(pickle.dumps(acme))
+    assert copy.key == acme.key
+    assert copy.per_minute == acme.per_minute
+    assert copy.client is not limiter.client
+
+
+# -- the command line: --redis paces each run in the app's fleet-wide budget ---------------
+
+
+def test_cli_request_waits_its_turn_in_the_redis_budget_and_says_so(
+    server: RedisServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from requests_criteo.__main__ import main
+
+    with FakeCriteo(clients={"client-1": SECRET}) as fake:
+        monkeypatch.setenv("CRITEO_CLIENT_ID", "client-1")
+        monkeypatch.setenv("CRITEO_CLIENT_SECRET", SECRET)
+        monkeypatch.setenv("CRITEO_TOKEN_URL", fake.token_url)
+        # Another worker of the app took the next three turns (a tenth of a second each).
+        worker = RedisRateLimiter(server.url, 600).for_credentials(
+            fake.token_url, "client-1", "default"
+        )
+        assert [worker.reserve() > 0 for _ in range(3)] == [False, True, True]
+        argv = ["request", "GET", "/2025-10/retail-media/accounts", "--redis", server.url]
+        assert main([*argv, "--per-minute", "600"]) == 0
+        assert fake.api_requests == 1
+    err = capsys.readouterr().err
+    assert "criteo-auth: rate limit (600 calls/min): 1 call(s) paced, 0." in err
+    waited = float(err.split("paced, ")[1].split(" s waited")[0])
+    assert 0.05 < waited <= 0.31  # its turn came after the three others'
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--per-minute", "10"], "give --redis too"),
+        (["--redis", "redis://127.0.0.1:1/0", "--per-minute", "0"], "must be a positive"),
+    ],
+)
+def test_cli_pacing_options_are_checked_before_any_call(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    options: list[str],
+    message: str,
+) -> None:
+    from requests_criteo.__main__ import main
+
+    with FakeCriteo(clients={"client-1": SECRET}) as fake:
+        monkeypatch.setenv("CRITEO_CLIENT_ID", "client-1")
+        monkeypatch.setenv("CRITEO_CLIENT_SECRET", SECRET)
+        monkeypatch.setenv("CRITEO_TOKEN_URL", fake.token_url)
+        assert main(["request", "GET", "/2025-10/x", "--no-cache", *options]) == 2
+        assert fake.token_requests == 0
+    assert message in capsys.readouterr().err
