@@ -15,7 +15,7 @@ limiter that paces calls under the documented budgets.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -137,14 +137,15 @@ class CriteoAdapter(HTTPAdapter):
 
         For a paced call the policy, if a :class:`~requests_criteo.CriteoRetry`, reports
         each 429 to the limiter before it waits to retry (:meth:`_rate_limited`): the
-        other threads then pause at once, not after this call's retries are spent.
+        other threads then pause at once, not after this call's retries are spent. The
+        policy's own ``on_429``, if any, is told after the limiter.
         """
         if _SENDING.once is self:
             return _NO_RETRIES
         retry = self._max_retries
         paced = _SENDING.paced
         if paced is not None and paced[0] is self and isinstance(retry, CriteoRetry):
-            return retry.new(on_429=partial(self._rate_limited, paced[1]))
+            return retry.new(on_429=partial(self._retrying_429, paced[1], retry.on_429))
         return retry
 
     @max_retries.setter
@@ -216,6 +217,17 @@ class CriteoAdapter(HTTPAdapter):
         if limiter is not None:
             limiter.acquire()
         return mark, limiter
+
+    def _retrying_429(
+        self,
+        limiter: RateLimiter,
+        on_429: Callable[[BaseHTTPResponse], None] | None,
+        response: BaseHTTPResponse,
+    ) -> None:
+        """A 429 the policy is about to retry: the limiter pauses, then *on_429* is told."""
+        self._rate_limited(limiter, response)
+        if on_429 is not None:
+            on_429(response)
 
     def _rate_limited(self, limiter: RateLimiter, response: BaseHTTPResponse) -> None:
         """Tell *limiter* of a 429 to a call it paced, and until when Criteo asked to wait.

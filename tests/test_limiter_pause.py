@@ -130,3 +130,17 @@ def test_a_retried_429_pauses_the_limiter_before_the_retry_waits(
     stats = paced.stats()
     assert (stats.calls, stats.rate_limited) == (3, 1)
     assert stats.waited == pytest.approx(0.03)
+
+
+def test_a_callers_own_on_429_is_still_told_of_each_retried_429(
+    fake: FakeCriteo, clock: FakeClock, t: Time
+) -> None:
+    fake.rate_limit = 1
+    paced = limiter(clock, 6000, sleep=Sleeps())
+    told: list[int] = []
+    policy = retry(t, on_429=lambda response: told.append(response.status))
+    with mount(fake, clock, max_retries=policy, rate_limit=paced) as s:
+        statuses = [s.get(f"{fake.url}/2025-10/a/{i}", timeout=5).status_code for i in range(2)]
+    assert statuses == [200, 200]
+    assert told == [429]  # the caller's hook, as without a limiter...
+    assert paced.stats().rate_limited == 1  # ...and the limiter's pause
