@@ -13,6 +13,7 @@ loop or ``xargs -P 8`` of ``criteo-auth request`` stays within Criteo's limits.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ._cli_tokens import UsageError
@@ -36,7 +37,7 @@ def pacing(redis_url: str | None, per_minute: float | None, auth: CriteoAuth) ->
         if per_minute is not None:
             raise UsageError("--per-minute paces runs through a shared budget: give --redis too")
         return {}
-    if per_minute is not None and not per_minute > 0:
+    if per_minute is not None and not (per_minute > 0 and math.isfinite(per_minute)):
         raise UsageError(f"--per-minute must be a positive number, got {per_minute:g}")
     try:
         from .redis_ratelimit import RedisRateLimiter

@@ -27,6 +27,7 @@ by every adapter and session of that account that is given the limiter
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -34,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 
+from ._fork import reset_in_child
 from ._waits import pause
 
 __all__ = ["RateLimitStats", "RateLimiter", "is_reporting"]
@@ -120,31 +122,40 @@ class RateLimiter:
         # Waits not yet summed up at INFO, and when the last summary was logged.
         self._unsummed = (0, 0.0)
         self._summed_at: float | None = None
+        reset_in_child(self)
 
     def __repr__(self) -> str:
         each = ", per_account=True" if self.per_account else ""
         return f"RateLimiter(per_minute={self.per_minute:g}, burst={self.burst}{each})"
 
     def __getstate__(self) -> dict[str, object]:
-        state = self.__dict__.copy()
+        with self._lock:  # another thread may be adding a budget
+            state = self.__dict__.copy()
+            state["_budgets"] = dict(self._budgets)
         del state["_lock"]
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        reset_in_child(self)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()  # another thread of the parent may have held it
 
     def for_credentials(self, token_url: str, client_id: str, account: str) -> RateLimiter:
         """The limiter that paces the calls made with these credentials.
 
         What an adapter asks of the limiter it is given. This limiter itself, unless it is
-        ``per_account``: then *account*'s own budget, made on first use with this limiter's
-        settings and the same from then on, for every adapter and session of the account.
+        ``per_account``: then the account's own budget (the account of this token URL and
+        client id: two apps' accounts of one name are two accounts), made on first use
+        with this limiter's settings and the same from then on, for every adapter and
+        session of the account.
         """
         if not self.per_account:
             return self
         return self._budget(
-            account,
+            json.dumps([token_url, client_id, account]),
             partial(
                 RateLimiter,
                 self.per_minute,
@@ -202,7 +213,12 @@ class RateLimiter:
         ``Retry-After``). A pause never shortens one already set; a turn already handed
         out keeps its time. The turns after the pause are spaced as before, one every
         ``60 / per_minute`` seconds: the pause uses up the burst, so none comes at its end.
+        A limiter that hands out budgets (:meth:`for_credentials`) pauses them all too.
         """
+        with self._lock:
+            budgets = list(self._budgets.values())
+        for budget in budgets:
+            budget.pause_until(unix_time)
         with self._lock:
             until = self.clock() + (unix_time - self.wall_clock())
             if self._paused_until is None or until > self._paused_until:

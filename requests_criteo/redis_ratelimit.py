@@ -26,25 +26,25 @@ limiter (:meth:`RedisRateLimiter.for_credentials`).
 from __future__ import annotations
 
 import hashlib
-import threading
+import json
 import time
 from collections.abc import Callable
 from functools import partial
 
-from ._fork import reset_in_child
 from ._redis import UNREACHABLE, OnRedis, Outage, redis
 from .ratelimit import RateLimiter
 
 __all__ = ["RedisRateLimiter"]
 
 #: The budget of a limiter without a name that is used on its own, not through an adapter.
-UNNAMED = "requests-criteo"
+_UNNAMED = "requests-criteo"
 
 # KEYS[1]: the theoretical arrival time, in microseconds of Redis's clock.
 # ARGV[1]: the interval between two turns, in microseconds.
 # ARGV[2], for a pause only: its end, in microseconds of Unix time (Redis's TIME is Unix
 # time). A pause takes no turn: it moves the next free slot on to its end, never back.
-# Returns the microseconds this call waits for its turn.
+# Returns the microseconds this call waits for its turn, as a string (a Lua number would be
+# cut to a 64-bit integer reply).
 _TURN = """
 local now_s, now_us = unpack(redis.call('TIME'))
 local now = tonumber(now_s) * 1000000 + tonumber(now_us)
@@ -54,15 +54,15 @@ local tat = slot + interval
 if ARGV[2] then
   tat = math.max(slot, tonumber(ARGV[2]))
 end
-redis.call('SET', KEYS[1], string.format('%.0f', tat),
-           'PX', math.ceil((tat - now) / 1000) + 1000)
-return slot - now
+local px = math.min(math.ceil((tat - now) / 1000) + 1000, 2 ^ 53)
+redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', string.format('%.0f', px))
+return string.format('%.0f', slot - now)
 """
 
 
 class RedisRateLimiter(OnRedis, RateLimiter):
-    """At most *per_minute* calls a minute, shared by every process that uses the same Redis
-    and the same *name*, on any machine.
+    """At most *per_minute* calls a minute for an app (or an account), shared by every process
+    that uses the same Redis, on any machine.
 
     ::
 
@@ -116,7 +116,7 @@ class RedisRateLimiter(OnRedis, RateLimiter):
             raise ValueError("socket_timeout must be positive, retry_interval not negative")
         self.name, self.prefix = name, prefix
         self.socket_timeout, self.retry_interval = float(socket_timeout), float(retry_interval)
-        budget = f"{UNNAMED if name is None else name}\n{self.per_minute!r}".encode()
+        budget = f"{_UNNAMED if name is None else name}\n{self.per_minute!r}".encode()
         self.key = f"{prefix}rate:{hashlib.sha256(budget).hexdigest()[:40]}"
         self._turn = self.client.register_script(_TURN)
         self._outage = Outage(
@@ -126,7 +126,6 @@ class RedisRateLimiter(OnRedis, RateLimiter):
             "answers again",
             "the fleet shares its rate budget again",
         )
-        reset_in_child(self)
 
     _options = (
         "per_minute",
@@ -140,15 +139,17 @@ class RedisRateLimiter(OnRedis, RateLimiter):
     )
 
     def __repr__(self) -> str:
+        each = ", per_account=True" if self.per_account else ""
         return (
-            f"RedisRateLimiter({self._place()}, per_minute={self.per_minute:g}, name={self.name!r})"
+            f"RedisRateLimiter({self._place()}, per_minute={self.per_minute:g}, "
+            f"name={self.name!r}{each})"
         )
 
     def _after_fork(self) -> None:
         # Another thread of the parent may have held either lock; redis-py's pool opens new
         # connections in a child by itself.
         self._outage.after_fork()
-        self._lock = threading.Lock()
+        super()._after_fork()
 
     def for_credentials(self, token_url: str, client_id: str, account: str) -> RateLimiter:
         """The limiter that paces the calls made with these credentials, fleet-wide.
@@ -158,9 +159,10 @@ class RedisRateLimiter(OnRedis, RateLimiter):
         followed by *account*. This limiter itself when that is its own name; else a
         limiter on the same Redis connection, made on first use and the same from then on.
         """
-        name = self.name if self.name is not None else f"{token_url} {client_id}"
+        # Names made here are JSON lists, which no two settings write alike.
+        name = self.name if self.name is not None else json.dumps([token_url, client_id])
         if self.per_account:
-            name = f"{name} account={account}"
+            name = json.dumps([name, account])
         if name == self.name:
             return self
         return self._budget(name, partial(self._named, name))

@@ -8,7 +8,9 @@ of the adapter's credentials (:meth:`RateLimiter.for_credentials`).
 from __future__ import annotations
 
 import logging
+import os
 import pickle
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -18,7 +20,7 @@ from requests_criteo import CriteoAdapter, CriteoAuth, RateLimiter, RateLimitSta
 from requests_criteo.redis_ratelimit import RedisRateLimiter
 from requests_criteo.testing import FakeCriteo
 
-from .conftest import SECRET, FakeClock, Sleeps, me
+from .conftest import SECRET, FakeClock, Sleeps, held_in_another_thread, me, wait_for_child
 
 TOKEN_URL = "https://api.criteo.com/oauth2/token"
 
@@ -91,6 +93,40 @@ def test_a_429_pauses_only_the_account_that_got_it(clock: FakeClock) -> None:
     assert limiter.stats().rate_limited == 1
 
 
+def test_two_apps_accounts_of_one_name_are_two_budgets(clock: FakeClock) -> None:
+    limiter = RateLimiter(10, per_account=True, clock=clock)
+    budgets = [
+        limiter.for_credentials(TOKEN_URL, "client-1", "acme"),
+        limiter.for_credentials(TOKEN_URL, "client-2", "acme"),
+        limiter.for_credentials("http://127.0.0.1:8/oauth2/token", "client-1", "acme"),
+    ]
+    assert [budget.reserve() for budget in budgets] == [0.0, 0.0, 0.0]
+    assert budgets[0].reserve() == 6.0
+
+
+def test_pausing_a_limiter_pauses_the_budgets_it_handed_out(clock: FakeClock) -> None:
+    limiter = RateLimiter(10, per_account=True, clock=clock, wall_clock=lambda: 0.0)
+    acme = limiter.for_credentials(TOKEN_URL, "client-1", "acme")
+    limiter.pause_until(30.0)
+    assert acme.reserve() == 30.0
+    assert limiter.for_credentials(TOKEN_URL, "client-1", "globex").reserve() == 0.0  # new
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
+def test_a_child_forked_while_a_thread_holds_the_limiter_can_pace_and_add_budgets(
+    clock: FakeClock,
+) -> None:
+    limiter = RateLimiter(10, per_account=True, clock=clock)
+    with held_in_another_thread(lambda: limiter._lock):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child's coverage is not collected
+            budget = limiter.for_credentials(TOKEN_URL, "client-1", "acme")
+            ok = budget.reserve() == 0.0 and limiter.stats().calls == 0
+            os._exit(0 if ok and limiter.reserve() == 0.0 else 1)
+        assert wait_for_child(pid) == 0
+
+
 def test_per_account_must_be_a_bool() -> None:
     with pytest.raises(TypeError, match="per_account must be True or False"):
         RateLimiter(10, per_account="yes")  # type: ignore[arg-type]
@@ -139,3 +175,25 @@ def test_cli_budgets_are_criteos_per_app_and_per_account() -> None:
     (only,) = pacing(url, None, consent).values()
     assert (only.per_minute, only.per_account) == (10.0, True)
     assert pacing(None, None, app) == {}
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1", "0"])
+def test_cli_per_minute_must_be_a_positive_finite_number(value: str) -> None:
+    from requests_criteo._cli_pacing import pacing
+    from requests_criteo._cli_tokens import UsageError
+
+    with pytest.raises(UsageError, match="--per-minute must be a positive number"):
+        pacing("redis://127.0.0.1:1/0", float(value), CriteoAuth("client-1", SECRET))
+
+
+def test_cli_pacing_without_the_redis_extra_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from requests_criteo._cli_pacing import pacing
+    from requests_criteo._cli_tokens import UsageError
+
+    monkeypatch.setitem(sys.modules, "redis", None)  # redis-py not installed
+    for module in ("requests_criteo._redis", "requests_criteo.redis_ratelimit"):
+        monkeypatch.delitem(sys.modules, module)
+    with pytest.raises(UsageError, match=r'pip install "requests-criteo\[redis\]"'):
+        pacing("redis://127.0.0.1:1/0", None, CriteoAuth("client-1", SECRET))

@@ -390,3 +390,32 @@ def test_cli_pacing_options_are_checked_before_any_call(
         assert main(["request", "GET", "/2025-10/x", "--no-cache", *options]) == 2
         assert fake.token_requests == 0
     assert message in capsys.readouterr().err
+
+
+def test_pausing_an_unnamed_limiter_pauses_the_apps_budgets_it_handed_out(
+    server: RedisServer,
+) -> None:
+    unnamed = on_redis(server)
+    app = unnamed.for_credentials(CRITEO_TOKEN_URL, "client-pause", "default")
+    unnamed.pause_until(time.time() + 30)
+    assert app.reserve() > 29  # the session's budget, not only the unnamed one
+
+
+def test_names_made_for_apps_and_accounts_never_meet_a_given_name(server: RedisServer) -> None:
+    ops = on_redis(server, name="ops", per_account=True)
+    keys = {
+        ops.for_credentials(CRITEO_TOKEN_URL, "c", "acme").key,  # type: ignore[attr-defined]
+        on_redis(server, name="ops account=acme").key,
+        on_redis(server, name=f"{CRITEO_TOKEN_URL} c").key,
+        on_redis(server).for_credentials(CRITEO_TOKEN_URL, "c", "x").key,  # type: ignore[attr-defined]
+    }
+    assert len(keys) == 4
+
+
+def test_an_absurdly_slow_budget_is_paced_not_refused_by_redis(server: RedisServer) -> None:
+    slow = on_redis(server, name="glacial")
+    slow.per_minute, slow.interval = 1e-15, 6e16  # what RedisRateLimiter(url, 1e-15) sets
+    assert slow.reserve() == 0.0
+    assert slow.reserve() > 1e15  # a key Redis keeps: no "value is not an integer"
+    assert "per_account" not in repr(slow)
+    assert "per_account=True" in repr(on_redis(server, per_account=True))
