@@ -1,10 +1,12 @@
-"""The token endpoint: sending the form, retrying, and reading the answer.
+"""The token endpoint on requests: sending the form and reading the answer.
 
-What lives here: :class:`TokenEndpoint`, which posts an OAuth2 token request through a
-private session and returns a :class:`~requests_criteo._cache.Token` or raises one of
+What lives here: :class:`TokenEndpoint`, which carries the attempts of a token request
+(:class:`~requests_criteo._token_request.TokenRequest`) through a private session and
+returns a :class:`~requests_criteo._cache.Token` or raises one of
 :mod:`requests_criteo.exceptions` (:mod:`._transport` builds one for a credential). What does
-not: deciding *when* to ask (the cache, the auth), building the form (:mod:`.auth`),
-judging the answer (:mod:`._answer`), the capped read (:mod:`._reading`).
+not: deciding *when* to ask (the cache, the auth), building the form (:mod:`._source`),
+when to retry and how long to wait (:mod:`._token_request`), judging the answer
+(:mod:`._answer`), the capped read (:mod:`._reading`).
 
 Rules it keeps, whatever the user's own requests configuration says:
 
@@ -24,8 +26,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import requests
@@ -34,15 +35,15 @@ from requests.exceptions import ProxyError, SSLError
 from requests.utils import default_user_agent
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import MaxRetryError, NewConnectionError
-from urllib3.response import BaseHTTPResponse, HTTPResponse
+from urllib3.exceptions import NewConnectionError
+from urllib3.response import BaseHTTPResponse
 
 from .__version__ import __version__
-from ._answer import MAX_TOKEN_BODY, judge, length_refusal, size_refusal
+from ._answer import MAX_TOKEN_BODY, length_refusal, size_refusal
 from ._cache import Token
 from ._reading import read_capped
-from ._text import Answer, Secret, Secrets
-from ._waits import pause
+from ._text import Answer
+from ._token_request import FORM_HEADERS, Failed, Reply, Send, TokenRequest, drive
 from .exceptions import CriteoAuthError, TokenRequestError
 from .retry import CriteoRetry
 
@@ -50,7 +51,6 @@ log = logging.getLogger("requests_criteo")
 
 #: The User-Agent of every request the library sends: requests' own, then ours.
 USER_AGENT = f"{default_user_agent()} requests-criteo/{__version__}"
-_FORM_HEADERS = {"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"}
 
 
 def _no_auth(r: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -168,16 +168,6 @@ def _failure(exc: Exception, timeout: tuple[float, float]) -> str:
 _Outcome = tuple[requests.Response, Answer] | Exception
 
 
-@dataclass(frozen=True)
-class _Retryable:
-    """An attempt worth another: what went wrong, as the message and the policy need it."""
-
-    failure: str
-    status: int | None = None
-    headers: Mapping[str, str] | None = None
-    error: Exception | None = None
-
-
 class TokenEndpoint:
     """Posts token requests to one URL and turns the answers into tokens.
 
@@ -203,13 +193,13 @@ class TokenEndpoint:
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.request = TokenRequest(
+            url, timeout=timeout, deadline=deadline, retry=retry, clock=clock
+        )
         self.url = url
-        self.timeout = timeout
         self.deadline = deadline
-        self.retry = retry
         self.user_agent = user_agent
         self.session = session if session is not None else self._new_session()
-        self.clock = clock
 
     @staticmethod
     def _new_session() -> requests.Session:
@@ -230,96 +220,22 @@ class TokenEndpoint:
     ) -> Token:
         """Send the urlencoded form *body* and return the token of the answer.
 
-        :param secrets: the values in *body* that must never appear in an error.
-        :param timer: the cache's clock, read before sending so that the token's schedule
-            errs on the early side.
-        :param retry: ``False`` for requests that must not be sent twice (a single-use
-            authorization code, a rotating refresh token): only a 429, which Criteo did
-            not execute, and a connection that could not be made are retried.
+        See :meth:`TokenRequest.plan <requests_criteo._token_request.TokenRequest.plan>`.
         """
-        # Wrapped so that a traceback's frame locals show "[secure]", not the secret.
-        body, hidden = Secret(body), Secrets(secrets)
-        start = self.clock()
-        # Any method may be retried (a token request changes nothing on the server), and a
-        # 500 too: a token endpoint that fails once is worth a second try.
-        forcelist = frozenset(self.retry.status_forcelist or ()) | {500}
-        policy = self.retry.new(allowed_methods=None, status_forcelist=forcelist)
-        attempts = 0
-        while True:
-            remaining = self.deadline - (self.clock() - start)
-            if remaining <= 0:
-                raise TokenRequestError(
-                    f"no token after {attempts} attempts within the {self.deadline:g} s deadline"
-                )
-            attempts += 1
-            sent_at = timer()
-            timeout = (min(self.timeout[0], remaining), min(self.timeout[1], remaining))
-            # Settled in frames that are gone by the time anything is raised here, and
-            # raised outside any except block: nothing chains back to the form or answer.
-            outcome = self._settle(
-                self._attempt(body, timeout, remaining), sent_at, hidden, policy, retry, timeout
-            )
-            if isinstance(outcome, Token):
-                log.debug("token obtained from %s, lifetime %g s", self.url, outcome.lifetime)
-                return outcome
-            if isinstance(outcome, CriteoAuthError):
-                raise outcome
-            policy = self._back_off(policy, outcome, attempts, start)
+        return drive(self.request.plan(body, secrets=secrets, timer=timer, retry=retry), self.send)
 
-    @staticmethod
-    def _settle(
-        outcome: _Outcome,
-        sent_at: float,
-        secrets: Sequence[str],
-        policy: CriteoRetry,
-        retry: bool,
-        timeout: tuple[float, float],
-    ) -> Token | CriteoAuthError | _Retryable:
-        """What one attempt comes to: a token, the error to raise, or a reason to retry."""
+    def send(self, step: Send) -> Reply | Failed | CriteoAuthError:
+        """One attempt: the answer, why there is none, or the error to raise."""
+        outcome = self._attempt(step.body, step.timeout, step.remaining)
         if isinstance(outcome, CriteoAuthError):
             return outcome
-        if not isinstance(outcome, Exception):
-            response, answer = outcome
-            status = response.status_code
-            if status >= 400 and policy.is_retry("POST", status) and (retry or status == 429):
-                failure = f"the token endpoint answered HTTP {status}"
-                return _Retryable(failure, status=status, headers=response.headers)
-            return judge(answer, status, sent_at, secrets)
-        if not isinstance(outcome, (requests.ConnectionError, requests.Timeout)):
-            return TokenRequestError(f"the token request failed ({type(outcome).__name__})")
-        failure = _failure(outcome, timeout)
-        if not retry and not _never_sent(outcome):
-            return TokenRequestError(failure)
-        return _Retryable(failure, error=outcome)
-
-    def _back_off(
-        self, policy: CriteoRetry, retryable: _Retryable, attempts: int, start: float
-    ) -> CriteoRetry:
-        """Wait as the policy says before the next attempt; raise when there is none."""
-        answer = None  # the answer as urllib3's Retry reads one, whatever the transport
-        if retryable.status is not None:
-            answer = HTTPResponse(headers=retryable.headers, status=retryable.status)
-        asked = policy.get_retry_after(answer) if answer is not None else None
-        try:
-            policy = policy.increment(
-                method="POST", url=self.url, response=answer, error=retryable.error
-            )
-        except MaxRetryError:
-            wait, why = None, ""
-        else:
-            wait = policy.get_backoff_time() if asked is None else asked
-            why = f": the next one would pass the {self.deadline:g} s deadline"
-        if wait is None or wait >= self.deadline - (self.clock() - start):
-            raise TokenRequestError(  # here, not in the except block: no __context__
-                f"{retryable.failure}; gave up after {attempts} attempts{why}",
-                status_code=retryable.status,
-            )
-        log.info(
-            "token request failed (%s); attempt %d in %.2f s", retryable.failure, attempts + 1, wait
-        )
-        if wait > 0:
-            pause(wait, f"retrying the token request ({retryable.failure})", policy.sleep_func)
-        return policy
+        if isinstance(outcome, Exception):
+            if not isinstance(outcome, (requests.ConnectionError, requests.Timeout)):
+                name = type(outcome).__name__
+                return TokenRequestError(f"the token request failed ({name})")
+            return Failed(_failure(outcome, step.timeout), never_sent=_never_sent(outcome))
+        response, answer = outcome
+        return Reply(response.status_code, response.headers, answer)
 
     def _attempt(self, body: str, timeout: tuple[float, float], remaining: float) -> _Outcome:
         """One request and its capped answer, in a worker thread bounded by *remaining*.
@@ -358,7 +274,7 @@ class TokenEndpoint:
         3xx body of any size), no response hooks and no cookies; the session still
         supplies its adapters and the environment's proxies and CA bundle.
         """
-        headers = {**_FORM_HEADERS, "User-Agent": self.user_agent}
+        headers = {**FORM_HEADERS, "User-Agent": self.user_agent}
         request = requests.Request("POST", self.url, data=body, headers=headers, auth=_no_auth)
         prepared = self.session.prepare_request(request)
         settings = self.session.merge_environment_settings(

@@ -472,8 +472,9 @@ def test_the_requests_transport_builds_endpoints_and_pickles_without_its_session
     with requests.Session() as session:
         transport = RequestsTransport(session)
         endpoint = transport(TOKEN_URL, timeout=(2.0, 3.0), deadline=9.0, retry=retry)
-        assert (endpoint.url, endpoint.timeout, endpoint.deadline) == (TOKEN_URL, (2.0, 3.0), 9.0)
-        assert endpoint.retry is retry
+        request = endpoint.request  # what the token requests are: carried by the endpoint
+        assert (request.url, request.timeout, request.deadline) == (TOKEN_URL, (2.0, 3.0), 9.0)
+        assert request.retry is retry
         assert endpoint.session is session
         assert endpoint.user_agent == USER_AGENT
         copy = pickle.loads(pickle.dumps(transport))
