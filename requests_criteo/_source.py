@@ -24,6 +24,7 @@ from oauthlib.oauth2 import BackendApplicationClient, WebApplicationClient
 
 from ._cache import Timer, Token, margin_for
 from ._text import Secret, Secrets
+from ._token_request import Call, Plan, drive
 from .exceptions import ConsentRequiredError, CriteoAuthError, TokenRequestError
 from .stores import StoredToken, TokenStore
 
@@ -88,33 +89,42 @@ class TokenSource:
     def fetch(self) -> Token:
         """A usable token: the store's if another process got one, else a new one."""
         with self.store.lock(self.key):
-            stored = self.store.read(self.key)
-            token = self._usable(stored)
-            if token is not None:
-                log.debug("token for client %s taken from the store", self.client_id)
-                return token
-            if self.grant == CLIENT_CREDENTIALS:
-                body = Secret(
-                    BackendApplicationClient(self.client_id).prepare_request_body(
-                        include_client_id=True, client_secret=self._secret
-                    )
-                )
-                return self._request(body, [self._secret], retry=True, used_refresh=None)
-            refresh = Secret(stored.refresh_token) if stored and stored.refresh_token else None
-            if refresh and not self.store.may_refresh(self.key):
-                return self._last_resort(stored)
-            if not refresh:
-                raise ConsentRequiredError(
-                    f"no refresh token for client {self.client_id!r} in {self.store!r}: "
-                    "exchange an authorization code first (criteo-auth authorize)"
-                )
+            return drive(self.fetching(), self.endpoint.send)
+
+    def fetching(self) -> Plan:
+        """The steps of :meth:`fetch`, for a driver that holds the store's lock around them.
+
+        Every store operation is a :class:`~._token_request.Call` step, so that an async
+        driver can run it off its event loop (and in the thread that holds the lock).
+        """
+        stored = yield Call(self.store.read, (self.key,))
+        token = self._usable(stored)
+        if token is not None:
+            log.debug("token for client %s taken from the store", self.client_id)
+            return token
+        if self.grant == CLIENT_CREDENTIALS:
             body = Secret(
-                WebApplicationClient(self.client_id).prepare_refresh_body(
-                    refresh_token=refresh, client_id=self.client_id, client_secret=self._secret
+                BackendApplicationClient(self.client_id).prepare_request_body(
+                    include_client_id=True, client_secret=self._secret
                 )
             )
-            log.debug("refreshing the token of client %s", self.client_id)
-            return self._request(body, [self._secret, refresh], retry=False, used_refresh=refresh)
+            return (yield from self._requesting(body, [self._secret], retry=True, used=None))
+        refresh = Secret(stored.refresh_token) if stored and stored.refresh_token else None
+        if refresh and not (yield Call(self.store.may_refresh, (self.key,))):
+            return self._last_resort(stored)
+        if not refresh:
+            raise ConsentRequiredError(
+                f"no refresh token for client {self.client_id!r} in {self.store!r}: "
+                "exchange an authorization code first (criteo-auth authorize)"
+            )
+        body = Secret(
+            WebApplicationClient(self.client_id).prepare_refresh_body(
+                refresh_token=refresh, client_id=self.client_id, client_secret=self._secret
+            )
+        )
+        log.debug("refreshing the token of client %s", self.client_id)
+        secrets = [self._secret, refresh]
+        return (yield from self._requesting(body, secrets, retry=False, used=refresh))
 
     def exchange(self, code: str, redirect_uri: str, code_verifier: str | None) -> Token:
         """Exchange an authorization code, once: a code cannot be used twice."""
@@ -131,7 +141,8 @@ class TokenSource:
         )
         secrets = Secrets(s for s in (self._secret, code, code_verifier) if s)
         with self.store.lock(self.key):
-            return self._request(body, secrets, retry=False, used_refresh=None)
+            plan = self._requesting(body, secrets, retry=False, used=None)
+            return drive(plan, self.endpoint.send)
 
     def forget(self, token: Token) -> None:
         """After a 401: keep the store from handing *token* out again (refresh token kept)."""
@@ -177,16 +188,19 @@ class TokenSource:
             stored.access_token, lifetime=stored.lifetime, obtained_at=self.timer() - max(age, 0.0)
         )
 
-    def _request(
-        self, body: str, secrets: Sequence[str], *, retry: bool, used_refresh: str | None
-    ) -> Token:
+    def _requesting(
+        self, body: str, secrets: Sequence[str], *, retry: bool, used: str | None
+    ) -> Plan:
+        """The token request, then its answer stored (new refresh token included) and
+        told to ``on_token``; *used* is the refresh token the request spends, if any."""
         before = self.store.clock()
+        request = self.endpoint.request
         try:
-            token = self.endpoint.fetch(body, secrets=secrets, timer=self.timer, retry=retry)
+            token = yield from request.plan(body, secrets=secrets, timer=self.timer, retry=retry)
         except TokenRequestError as exc:
             if exc.error == "invalid_grant" and self.grant == AUTHORIZATION_CODE:
-                self._drop_refresh(used_refresh)
-                what = "refresh token" if used_refresh else "authorization code"
+                yield Call(self._drop_refresh, (used,))
+                what = "refresh token" if used else "authorization code"
                 raise ConsentRequiredError(
                     f"Criteo refused the {what} (invalid_grant): the account must consent "
                     "again (criteo-auth authorize)",
@@ -196,14 +210,14 @@ class TokenSource:
                     trace_id=exc.trace_id,
                 ) from None
             raise
-        refresh = token.refresh_token or used_refresh
+        refresh = token.refresh_token or used
         if self.grant == AUTHORIZATION_CODE and not refresh:
             log.warning("the token endpoint gave no refresh token to client %s", self.client_id)
         stored = StoredToken(token.access_token, token.lifetime, before, refresh)
         # Persist first: if the process dies right after, the rotated refresh token is kept.
-        self.store.write(self.key, stored)
+        yield Call(self.store.write, (self.key, stored))
         if self.on_token is not None:
-            self.on_token(stored)
+            yield Call(self.on_token, (stored,))
         return token
 
     def _drop_refresh(self, used: str | None) -> None:
