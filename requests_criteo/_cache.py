@@ -9,11 +9,13 @@ HTTP; the fetch itself is a callable handed in by :mod:`requests_criteo.auth`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import math
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 from cachetools import LRUCache, TLRUCache
@@ -119,14 +121,19 @@ class Token:
 
 
 class _Flight:
-    """One token request under way, and what every waiter for it will get."""
+    """One token request under way, and what every waiter for it will get.
 
-    __slots__ = ("done", "error", "token")
+    Threads wait on :attr:`done`; tasks of an event loop each leave a :attr:`wakers`
+    callback (a thread waiting would block the loop), called once the flight lands.
+    """
+
+    __slots__ = ("done", "error", "token", "wakers")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.token: Token | None = None
         self.error: BaseException | None = None
+        self.wakers: list[Callable[[], None]] = []
 
 
 class TokenCache:
@@ -225,52 +232,124 @@ class TokenCache:
         of the same exception. No lock is held while *fetch* runs, and a failure is not
         remembered: the next call tries again.
         """
+        boarded = self._board(key)
+        if isinstance(boarded, Token):
+            return boarded
+        flight, leader = boarded
+        if not leader:
+            if not flight.done.wait(wait):
+                raise _gave_up(wait)
+            return _outcome(flight)
+        try:
+            token = fetch()
+        except BaseException as exc:
+            self._land(key, flight, error=exc)
+            raise
+        self._land(key, flight, token=token)
+        return token
+
+    async def aget_or_fetch(
+        self, key: Hashable, fetch: Callable[[], Awaitable[Token]], wait: float
+    ) -> Token:
+        """:meth:`get_or_fetch` for a task: it awaits where a thread would block.
+
+        Threads and tasks, of any number of event loops, share one flight per key: a task
+        may follow a thread's token request, and a thread a task's.
+        """
+        boarded = self._board(key)
+        if isinstance(boarded, Token):
+            return boarded
+        flight, leader = boarded
+        if not leader:
+            await self._follow_in_loop(flight, wait)
+            return _outcome(flight)
+        try:
+            token = await fetch()
+        except BaseException as exc:
+            self._land(key, flight, error=exc)
+            raise
+        self._land(key, flight, token=token)
+        return token
+
+    def _board(self, key: Hashable) -> Token | tuple[_Flight, bool]:
+        """The usable token for *key*; else the flight under way, and whether to lead it."""
         with self._lock:
             token = self._tokens.get(key)
             if token is not None and token.usable(self.timer()):
                 return token
             flight = self._flights.get(key)
-            leader = flight is None
-            if flight is None:
-                flight = self._flights[key] = _Flight()
-        if not leader:
-            return self._follow(flight, wait)
-        try:
-            token = fetch()
-        except BaseException as exc:
-            flight.error = exc
-            raise
-        else:
-            flight.token = token
-            self.put(key, token)
-            return token
-        finally:
-            with self._lock:
-                if self._flights.get(key) is flight:
-                    del self._flights[key]
-            flight.done.set()
+            if flight is not None:
+                return flight, False
+            flight = self._flights[key] = _Flight()
+        return flight, True
 
-    @staticmethod
-    def _follow(flight: _Flight, wait: float) -> Token:
-        if not flight.done.wait(wait):
-            raise TokenRequestError(
-                f"gave up after {wait:g} s waiting for another thread's token request"
-            )
-        if flight.error is not None:
-            # A copy, so that threads do not grow one traceback between them.
-            try:
-                error = copy.copy(flight.error)
-            except Exception:  # an exception type that cannot be copied: share it
-                error = flight.error
-            raise error
-        assert flight.token is not None
-        return flight.token
+    def _land(
+        self,
+        key: Hashable,
+        flight: _Flight,
+        *,
+        token: Token | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """The leader's outcome: the token cached, and every waiter for *flight* woken."""
+        flight.token, flight.error = token, error
+        if token is not None:
+            self.put(key, token)
+        with self._lock:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+            flight.done.set()
+            wakers, flight.wakers = flight.wakers, []
+        for wake in wakers:
+            wake()
+
+    async def _follow_in_loop(self, flight: _Flight, wait: float) -> None:
+        """Wait, without blocking the event loop, until *flight* lands (*wait* s at most)."""
+        loop = asyncio.get_running_loop()
+        landed: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:  # called in the leader's thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(_resolve, landed)
+
+        with self._lock:
+            if flight.done.is_set():
+                return
+            flight.wakers.append(wake)
+        try:
+            await asyncio.wait_for(landed, wait)
+        except asyncio.TimeoutError:
+            raise _gave_up(wait) from None
 
     def _after_fork(self) -> None:
         # A lock held or a fetch under way in the parent's other threads would never be
         # released in the child: start afresh, keeping the tokens (still valid).
         self._lock = threading.Lock()
         self._flights = {}
+
+
+def _gave_up(wait: float) -> TokenRequestError:
+    return TokenRequestError(
+        f"gave up after {wait:g} s waiting for another thread (or task) to get the token"
+    )
+
+
+def _outcome(flight: _Flight) -> Token:
+    """What a follower of *flight*, landed, gets: its token, or a copy of its error."""
+    if flight.error is not None:
+        # A copy, so that followers do not grow one traceback between them.
+        try:
+            error = copy.copy(flight.error)
+        except Exception:  # an exception type that cannot be copied: share it
+            error = flight.error
+        raise error
+    assert flight.token is not None
+    return flight.token
+
+
+def _resolve(landed: asyncio.Future[None]) -> None:
+    if not landed.done():  # not given up on (cancelled) meanwhile
+        landed.set_result(None)
 
 
 def _refresh_time(_key: Hashable, token: Token, _now: float) -> float:
