@@ -21,8 +21,10 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
+from ._async import AsyncSend, fetch_in_loop
 from ._cache import Timer, Token, TokenCache, shared_cache
 from ._fork import forget_in_child
 from ._origins import Scope
@@ -286,15 +288,36 @@ class Credentials:
         :raises TokenRequestError: the token endpoint refused or could not be reached.
         :raises InvalidTokenResponse: its answer held no usable token.
         """
-        token = self._token
-        if token is None or token.dropped or not self.cache.timer() < token.refresh_at:
+        token = self._fresh()
+        if token is None:
             token = self.cache.get_or_fetch(self.key, self._fetch, wait=self.deadline + 5.0)
             self._token = token
+        return token
+
+    async def token_in_loop(self, send: AsyncSend) -> Token:
+        """:meth:`token` for a task: the same cache, flight and store, without blocking the
+        event loop; *send* is the async transport that carries the token request."""
+        token = self._fresh()
+        if token is None:
+            fetch = partial(self._fetch_in_loop, send)
+            token = await self.cache.aget_or_fetch(self.key, fetch, wait=self.deadline + 5.0)
+            self._token = token
+        return token
+
+    def _fresh(self) -> Token | None:
+        """The token these credentials used last, while it needs no refresh."""
+        token = self._token
+        if token is None or token.dropped or not self.cache.timer() < token.refresh_at:
+            return None
         return token
 
     def _fetch(self) -> Token:
         log.debug("requesting a token for client %s from %s", self.client_id, self.token_url)
         return self.source.fetch()
+
+    async def _fetch_in_loop(self, send: AsyncSend) -> Token:
+        log.debug("requesting a token for client %s from %s", self.client_id, self.token_url)
+        return await fetch_in_loop(self.source, send)
 
     def token_for(self, header: str) -> Token | None:
         """The token these credentials use, if *header* is its ``Authorization``."""

@@ -43,7 +43,17 @@ from ._answer import MAX_TOKEN_BODY, length_refusal, size_refusal
 from ._cache import Token
 from ._reading import read_capped
 from ._text import Answer
-from ._token_request import FORM_HEADERS, Failed, Reply, Send, TokenRequest, drive
+from ._token_request import (
+    FORM_HEADERS,
+    Failed,
+    Reply,
+    Send,
+    TokenRequest,
+    cut_off,
+    drive,
+    no_answer,
+    not_connected,
+)
 from .exceptions import CriteoAuthError, TokenRequestError
 from .retry import CriteoRetry
 
@@ -152,16 +162,18 @@ def _never_sent(exc: Exception) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
-def _failure(exc: Exception, timeout: tuple[float, float]) -> str:
+def _failed(exc: Exception, timeout: tuple[float, float]) -> Failed:
     """What failed, and whether a connection was made: a network or a server to blame."""
     if isinstance(exc, requests.ConnectTimeout):
-        return f"could not connect to the token endpoint within {timeout[0]:g} s"
+        return not_connected(f"within {timeout[0]:g} s")
     name = type(exc).__name__
-    if _never_sent(exc) or isinstance(exc, (ProxyError, SSLError)):
-        return f"could not connect to the token endpoint ({name})"
+    if _never_sent(exc):
+        return not_connected(f"({name})")
+    if isinstance(exc, (ProxyError, SSLError)):
+        return not_connected(f"({name})", never_sent=False)  # (the form may have left)
     if isinstance(exc, requests.ReadTimeout):
-        return f"connected to the token endpoint, no answer within {timeout[1]:g} s"
-    return f"connected to the token endpoint, then the connection failed ({name})"
+        return no_answer(timeout[1])
+    return cut_off(name)
 
 
 #: What one attempt brings back: the answer and its body, read within the cap, or a failure.
@@ -233,7 +245,7 @@ class TokenEndpoint:
             if not isinstance(outcome, (requests.ConnectionError, requests.Timeout)):
                 name = type(outcome).__name__
                 return TokenRequestError(f"the token request failed ({name})")
-            return Failed(_failure(outcome, step.timeout), never_sent=_never_sent(outcome))
+            return _failed(outcome, step.timeout)
         response, answer = outcome
         return Reply(response.status_code, response.headers, answer)
 

@@ -84,6 +84,20 @@ class Failed:
     never_sent: bool
 
 
+def not_connected(why: str, *, never_sent: bool = True) -> Failed:
+    """No connection to the token endpoint; *why*: ``"within 3 s"``, ``"(ConnectError)"``."""
+    return Failed(f"could not connect to the token endpoint {why}", never_sent)
+
+
+def no_answer(read_timeout: float) -> Failed:
+    return Failed(f"connected to the token endpoint, no answer within {read_timeout:g} s", False)
+
+
+def cut_off(name: str) -> Failed:
+    """Connected, then the connection failed (*name*: the error's class)."""
+    return Failed(f"connected to the token endpoint, then the connection failed ({name})", False)
+
+
 Step = Send | Wait | Call
 #: What a plan is told after a step: the outcome of a Send, the result of a Call, or None.
 Plan = Generator[Step, Any, Token]

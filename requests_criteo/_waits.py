@@ -14,12 +14,14 @@ sleep function would not say why it sleeps. Each waiting object keeps its own in
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Callable
 
 from ._fork import forget_in_child
 
-__all__ = ["Watcher", "pause", "watch"]
+__all__ = ["Watcher", "pause", "pause_in_loop", "watch"]
 
 #: Told ``(seconds, reason)`` as a wait begins; returns what to call when it ends.
 Watcher = Callable[[float, str], Callable[[], None]]
@@ -52,11 +54,33 @@ def pause(seconds: float, reason: str, sleep: Callable[[float], None]) -> None:
 
     *reason* is shown to a person: short, no secret, e.g. ``"Criteo asked to wait (HTTP 429)"``.
     """
-    with _lock:
-        watchers = tuple(_watchers)
-    ends = [watcher(seconds, reason) for watcher in watchers]
+    ends = _begin(seconds, reason)
     try:
         sleep(seconds)
     finally:
-        for end in reversed(ends):
-            end()
+        _end(ends)
+
+
+async def pause_in_loop(seconds: float, reason: str, sleep: Callable[[float], None]) -> None:
+    """:func:`pause` for a task: ``time.sleep``, which would block the event loop, becomes
+    ``asyncio.sleep``; a *sleep* of the caller's own (a test's, which records) is called."""
+    ends = _begin(seconds, reason)
+    try:
+        if sleep is time.sleep:
+            await asyncio.sleep(seconds)
+        else:
+            sleep(seconds)
+    finally:
+        _end(ends)
+
+
+def _begin(seconds: float, reason: str) -> list[Callable[[], None]]:
+    """Tell every watcher a wait begins; what to call when it ends."""
+    with _lock:
+        watchers = tuple(_watchers)
+    return [watcher(seconds, reason) for watcher in watchers]
+
+
+def _end(ends: list[Callable[[], None]]) -> None:
+    for end in reversed(ends):
+        end()
