@@ -30,7 +30,7 @@ from urllib3.util.retry import Retry
 from ._request_path import Mark, mark_of, note_redirect, replay_position, resend_once
 from ._token import USER_AGENT
 from .auth import CriteoAuth
-from .ratelimit import RateLimiter, is_reporting
+from .ratelimit import RateLimiter, budget_of, is_reporting
 from .retry import CriteoRetry
 
 __all__ = ["CriteoAdapter", "CriteoSession", "SessionAuth", "mount", "session"]
@@ -54,17 +54,6 @@ class _Sending(threading.local):
 
 
 _SENDING = _Sending()
-
-
-def _limiter(value: float | RateLimiter | None, name: str, auth: CriteoAuth) -> RateLimiter | None:
-    """The limiter that paces *auth*'s calls: of *value*, the budget of its app or account."""
-    if value is None:
-        return None
-    if not isinstance(value, RateLimiter):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{name} must be calls per minute (a number) or a RateLimiter")
-        value = RateLimiter(value)
-    return value.for_credentials(auth.token_url, auth.client_id, auth.account)
 
 
 class CriteoAdapter(HTTPAdapter):
@@ -122,8 +111,9 @@ class CriteoAdapter(HTTPAdapter):
         if not isinstance(auth, CriteoAuth):
             raise TypeError(f"CriteoAdapter needs a CriteoAuth, not {type(auth).__name__}")
         self.auth = auth
-        self.limiter = _limiter(rate_limit, "rate_limit", auth)
-        self.reporting_limiter = _limiter(reporting_rate_limit, "reporting_rate_limit", auth)
+        app = (auth.token_url, auth.client_id, auth.account)
+        self.limiter = budget_of(rate_limit, "rate_limit", *app)
+        self.reporting_limiter = budget_of(reporting_rate_limit, "reporting_rate_limit", *app)
         super().__init__(
             max_retries=CriteoRetry() if max_retries is None else max_retries, **kwargs
         )

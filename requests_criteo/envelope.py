@@ -133,10 +133,10 @@ def envelope(response: requests.Response) -> Envelope:
         for warning in requests_criteo.envelope(r).warnings:
             log.warning("Criteo: %s", warning)
     """
-    return _envelope(_body(response, may_read=False), [_bearer(response)])
+    return read_envelope(_body(response, may_read=False), [_bearer(response)])
 
 
-def _envelope(data: object, secrets: Sequence[str | None]) -> Envelope:
+def read_envelope(data: object, secrets: Sequence[str | None]) -> Envelope:
     if not isinstance(data, dict):
         return Envelope()
 
@@ -159,27 +159,36 @@ def raise_for_status(response: requests.Response) -> requests.Response:
             requests_criteo.raise_for_status(session.get(url))
         except requests_criteo.CriteoAPIError as exc:
             print(exc)          # 403 insufficient-advertisers-permissions: ... (trace id ...)
+
+    For an httpx response, :func:`requests_criteo.httpx.raise_for_status`.
     """
+    if not isinstance(response, requests.Response):
+        raise TypeError(
+            f"raise_for_status takes a requests.Response, not {type(response).__name__} "
+            "(for httpx: requests_criteo.httpx.raise_for_status)"
+        )
     if response.status_code < 400:
         return response
-    found = _envelope(_body(response, may_read=True), [_bearer(response)])
+    request, bearer = response.request, _bearer(response)
+    found = read_envelope(_body(response, may_read=True), [bearer])
+    where = (request.method or "", response.url or "") if request is not None else None
     raise CriteoAPIError(
-        _summary(response, found),
+        summary(f"{response.status_code} {response.reason or ''}", where, found, bearer),
         response=response,
         errors=found.errors,
         warnings=found.warnings,
     )
 
 
-def _summary(response: requests.Response, found: Envelope) -> str:
-    """One line for the error: Criteo's first error, made safe (see :func:`safe_text`).
+def summary(status: str, where: tuple[str, str] | None, found: Envelope, bearer: str | None) -> str:
+    """One line for the error: the *status*, the ``(method, url)`` of the call if known,
+    and Criteo's first error, made safe (see :func:`safe_text`).
 
-    The bearer token the request carried counts as a secret: an API may echo it.
+    The *bearer* token the request carried counts as a secret: an API may echo it.
     """
-    status = f"{response.status_code} {response.reason or ''}".strip()
-    url = (response.url or "").split("?", 1)[0]
-    where = f" for {response.request.method} {url}" if response.request is not None else ""
-    message = f"HTTP {status}{where}"
+    message = f"HTTP {status.strip()}"
+    if where is not None:
+        message += f" for {where[0]} {where[1].split('?', 1)[0]}"
     if found.errors:
         first = found.errors[0]
         message += f": {first}"
@@ -189,13 +198,17 @@ def _summary(response: requests.Response, found: Envelope) -> str:
             message += f" (trace id {first.trace_id})"
         if len(found.errors) > 1:
             message += f" (+{len(found.errors) - 1} more)"
-    return safe_text(message, [_bearer(response)], limit=_MESSAGE)
+    return safe_text(message, [bearer], limit=_MESSAGE)
 
 
 def _bearer(response: requests.Response) -> str | None:
     """The bearer token *response*'s request carried, if any."""
     request = response.request
-    header = request.headers.get("Authorization") if request is not None else None
+    return bearer_of(request.headers.get("Authorization") if request is not None else None)
+
+
+def bearer_of(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer ...`` *header*, if it is one."""
     if header is not None and header[:7].lower() == "bearer ":
         return header[7:]
     return None

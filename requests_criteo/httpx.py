@@ -19,9 +19,11 @@ sync code it goes through requests, as :class:`~requests_criteo.CriteoAuth`'s do
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 from collections.abc import AsyncGenerator, Generator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 try:
     import httpx
@@ -34,15 +36,23 @@ from .__version__ import __version__
 from ._answer import MAX_TOKEN_BODY, length_refusal, size_refusal
 from ._cache import Token
 from ._credentials import Credentials, Options, from_env
+from ._httpx_transport import AsyncCriteoTransport, CriteoTransport
 from ._text import Answer
 from ._token_request import FORM_HEADERS, Failed, Reply, Send, cut_off, no_answer, not_connected
 from ._transport import RequestsTransport
-from .exceptions import CriteoAuthError, TokenRequestError
+from .envelope import MAX_ENVELOPE_BODY, Envelope, bearer_of, read_envelope, summary
+from .exceptions import CriteoAPIError, CriteoAuthError, TokenRequestError
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing's own from Python 3.11
 
-__all__ = ["CriteoHTTPXAuth"]
+__all__ = [
+    "AsyncCriteoTransport",
+    "CriteoHTTPXAuth",
+    "CriteoTransport",
+    "envelope",
+    "raise_for_status",
+]
 
 log = logging.getLogger("requests_criteo")
 
@@ -195,3 +205,80 @@ async def _read(response: httpx.Response) -> Reply | CriteoAuthError:
     if refused is not None:
         return refused
     return Reply(response.status_code, response.headers, Answer(bytes(body)))
+
+
+# -- Criteo's error envelope, from an httpx response --------------------------------------
+
+
+def envelope(response: httpx.Response) -> Envelope:
+    """Criteo's ``errors`` and ``warnings`` in *response*, whatever its status, as
+    :func:`requests_criteo.envelope` reads them from a requests response.
+
+    A streamed body not read yet gives an empty envelope: the body is the caller's.
+    """
+    return read_envelope(_json(response, may_read=False), [_bearer(response)])
+
+
+def raise_for_status(response: httpx.Response) -> httpx.Response:
+    """Raise :class:`~requests_criteo.CriteoAPIError` for a 4xx or 5xx; return a 2xx/3xx.
+
+    :func:`requests_criteo.raise_for_status` for httpx: the same one-line message and
+    parsed ``errors`` and ``warnings``; the exception's ``response`` is the
+    ``httpx.Response``. A sync stream not read yet is read (capped at 1 MiB); an async
+    one cannot be read here, so ``await response.aread()`` first to get Criteo's details.
+    """
+    if response.status_code < 400:
+        return response
+    bearer = _bearer(response)
+    found = read_envelope(_json(response, may_read=True), [bearer])
+    request = _request_of(response)
+    where = (request.method, str(request.url)) if request is not None else None
+    status = f"{response.status_code} {response.reason_phrase}"
+    raise CriteoAPIError(
+        summary(status, where, found, bearer),
+        response=cast(Any, response),  # an httpx.Response where requests' has its own
+        errors=found.errors,
+        warnings=found.warnings,
+    )
+
+
+def _request_of(response: httpx.Response) -> httpx.Request | None:
+    try:
+        return response.request
+    except RuntimeError:  # a response built by hand, with no request
+        return None
+
+
+def _bearer(response: httpx.Response) -> str | None:
+    request = _request_of(response)
+    return bearer_of(request.headers.get("Authorization") if request is not None else None)
+
+
+def _json(response: httpx.Response, *, may_read: bool) -> object:
+    """The JSON of *response*'s body, of at most MAX_ENVELOPE_BODY bytes, or ``None``."""
+    try:
+        content = response.content
+    except httpx.ResponseNotRead:
+        if not may_read:
+            return None
+        content = _read_capped(response)
+    if not content or len(content) > MAX_ENVELOPE_BODY:
+        return None
+    try:
+        return json.loads(content.decode(response.encoding or "utf-8", errors="replace"))
+    except (ValueError, LookupError):
+        return None
+
+
+def _read_capped(response: httpx.Response) -> bytes:
+    """A sync stream's body, up to just over MAX_ENVELOPE_BODY; nothing of an async one."""
+    body = bytearray()
+    try:
+        with contextlib.closing(response):
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_ENVELOPE_BODY:
+                    break
+    except RuntimeError:  # an async stream: it is read with ``await response.aread()``
+        return b""
+    return bytes(body)

@@ -27,6 +27,7 @@ by every adapter and session of that account that is given the limiter
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -36,9 +37,9 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 from ._fork import reset_in_child
-from ._waits import pause
+from ._waits import pause, pause_in_loop
 
-__all__ = ["RateLimitStats", "RateLimiter", "is_reporting"]
+__all__ = ["RateLimitStats", "RateLimiter", "budget_of", "is_reporting"]
 
 log = logging.getLogger("requests_criteo")
 
@@ -54,6 +55,20 @@ def is_reporting(path: str) -> bool:
     """
     path = path.split("?", 1)[0].lower()
     return any(marker in path for marker in _REPORTING_MARKERS)
+
+
+def budget_of(
+    value: float | RateLimiter | None, name: str, token_url: str, client_id: str, account: str
+) -> RateLimiter | None:
+    """The limiter that paces an app's (or account's) calls, of the *value* given as the
+    option *name*: calls a minute (a limiter of its own), or a limiter to share."""
+    if value is None:
+        return None
+    if not isinstance(value, RateLimiter):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be calls per minute (a number) or a RateLimiter")
+        value = RateLimiter(value)
+    return value.for_credentials(token_url, client_id, account)
 
 
 @dataclass(frozen=True)
@@ -196,14 +211,32 @@ class RateLimiter:
         The wait is logged at DEBUG, summed up at INFO (see :meth:`_sum_up`) and announced
         to watchers (the command line's countdown).
         """
-        wait = self.reserve()
+        wait = self._reserved(self.reserve())
+        if wait > 0:
+            pause(wait, self._why, self.sleep)
+        return wait
+
+    async def acquire_in_loop(self) -> float:
+        """:meth:`acquire` for a task: the turn is taken off the event loop (a
+        ``RedisRateLimiter`` asks Redis for it), and waited for with ``asyncio.sleep``."""
+        turn = await asyncio.get_running_loop().run_in_executor(None, self.reserve)
+        wait = self._reserved(turn)
+        if wait > 0:
+            await pause_in_loop(wait, self._why, self.sleep)
+        return wait
+
+    @property
+    def _why(self) -> str:
+        return f"pacing calls to {self.per_minute:g} a minute"
+
+    def _reserved(self, wait: float) -> float:
+        """Count a call that waits *wait* for its turn, and log the wait; *wait*."""
         with self._lock:
             done = self._stats
             self._stats = replace(done, calls=done.calls + 1, waited=done.waited + wait)
         if wait > 0:
             log.debug("rate limit (%g calls/min): waiting %.2f s", self.per_minute, wait)
             self._sum_up(wait)
-            pause(wait, f"pacing calls to {self.per_minute:g} a minute", self.sleep)
         return wait
 
     def pause_until(self, unix_time: float) -> None:
