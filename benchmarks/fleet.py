@@ -15,14 +15,15 @@ thread's connection) and says it is ready; when all are, the parent starts them 
 with one event, so that start-up is not measured.
 
 The fake counts a call when it *arrives*; a limiter paces it when it *leaves*. At exactly
-the budget, a call held up on its way for a few milliseconds can land in the next minute
-of the fake and be its budget + 1st call. So the limiters run at a share of the budget,
+the budget, a call held up on its way for a few milliseconds can land in a 60 s that holds
+the budget already, as its budget + 1st call. So the limiters run at a share of the budget,
 ``Job.headroom`` (0.98: 245 of 250), and the ``redis-100`` pacing shows what happens at 100 %.
 A limiter paces in real time: it is given ``budget x share x speed`` calls a real minute.
 """
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import threading
 import time
@@ -92,7 +93,7 @@ class Fleet:
     statuses: Counter[str]
     #: 429s the fake answered, retried ones included.
     rate_limited: int
-    #: Seconds from the barrier to the last process's end.
+    #: Real seconds from the start, all threads together, to the last process's end.
     wall: float
     #: When the fake admitted each call, on its clock, in order.
     admitted: list[float] = field(repr=False)
@@ -113,6 +114,8 @@ class Fleet:
         if len(self.admitted) < 2:
             return 0.0
         span = self.admitted[-1] - self.admitted[0]
+        if span <= 0:  # all at once: no pace to speak of
+            return math.inf
         return (len(self.admitted) - 1) * 60 / (span * self.job.budget)
 
 

@@ -10,6 +10,7 @@ the fake's clock, the calls done); the timings and ratios are the benchmark's
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import pytest
@@ -64,6 +65,7 @@ def test_the_budget_used_is_the_pace_between_the_first_and_the_last_call() -> No
     assert used([float(t) for t in range(60)]) == pytest.approx(1.0)  # one a second
     assert used([2.0 * t for t in range(30)]) == pytest.approx(0.5)
     assert used([5.0]) == 0.0
+    assert used([5.0, 5.0]) == math.inf
 
 
 @pytest.mark.parametrize(
