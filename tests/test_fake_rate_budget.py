@@ -67,6 +67,7 @@ def test_the_default_clock_of_a_fast_fake_is_the_monotonic_clock_sped_up() -> No
     timer = FakeCriteo(speed=10).timer
     assert isinstance(timer, _SpedUpClock)
     assert (timer.speed, timer.clock) == (10, time.monotonic)
+    assert repr(timer) == "_SpedUpClock(speed=10)"
 
 
 def test_a_fake_minute_passes_in_one_speedth_of_a_real_minute(session: requests.Session) -> None:

@@ -161,9 +161,9 @@ class _Budgets:
 
         Each :class:`Arrival` says when it came (on :attr:`timer`), from which client, to
         which budget, and whether it was admitted or refused with 429. Calls are recorded
-        with or without a :attr:`rate_limit` (then all are admitted): those that passed the
-        route and token checks, and no canned answer without ``authorize``. With them a
-        test checks any window, not only the fake's own minutes::
+        with or without a :attr:`rate_limit` (then all are admitted) once they pass the
+        route and token checks; a canned answer set with ``authorize=False`` is not
+        counted. With them a test checks any 60 s, not only the fake's own minutes::
 
             times = sorted(a.at for a in fake.arrivals() if a.admitted)
             assert all(j - i <= 250 for i, j in enumerate(
