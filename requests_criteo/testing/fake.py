@@ -2,7 +2,8 @@
 
 What lives here: its knobs (clients, token lifetime and clock, faults, canned answers, rate
 limits, consent), its counters and its log of requests. What does not: how it answers, which
-:mod:`~requests_criteo.testing.api` and :mod:`~requests_criteo.testing.oauth` decide.
+:mod:`~requests_criteo.testing.api` and :mod:`~requests_criteo.testing.oauth` decide, and its
+rate budgets, which :mod:`~requests_criteo.testing.rates` counts and records.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from functools import partial
 from typing import Final
 
 from ._wire import _split_path
-from .api import _canned, _CannedAnswers, _error_envelope, _RateWindows, _respond
+from .api import _canned, _CannedAnswers, _error_envelope, _respond
 from .consent import _check_code_request, _read_consent_url, _redirect_with
 from .oauth import TOKEN_PATH, _TokenFaults
+from .rates import _Budgets, _check_speed, _RateWindows, _SpedUpClock
 from .seen import SeenRequest
 from .server import _LoopbackService
 from .tokens import _Authority
 
 
-class FakeCriteo(_LoopbackService):
+class FakeCriteo(_LoopbackService, _Budgets):
     """A local fake of Criteo's token endpoint and API, served over real HTTP/1.1.
 
     The server listens on ``127.0.0.1`` on a free port, answers on daemon threads, keeps
@@ -54,8 +56,11 @@ class FakeCriteo(_LoopbackService):
       and SHA-256).
     * Any other path: ``404`` with an envelope, unless :meth:`set_response` registered it.
 
-    Token expiry is decided by :attr:`timer` (``time.monotonic`` by default); inject a fake
-    clock to expire tokens without sleeping.
+    Token expiry and the rate limits are decided by :attr:`timer` (``time.monotonic`` by
+    default); inject a fake clock to expire tokens without sleeping. ``FakeCriteo(speed=10)``
+    runs it ten times as fast as real time, so that a minute of a :attr:`rate_limit` passes in
+    six seconds; what the fake tells a client stays in real time (``x-ratelimit-reset``, and a
+    token lives its ``expires_in`` real seconds). :meth:`arrivals` says when each call came.
 
     Example::
 
@@ -112,28 +117,27 @@ class FakeCriteo(_LoopbackService):
         *,
         clients: Mapping[str, str] | None = None,
         lifetime: float = 900,
-        timer: Callable[[], float] = time.monotonic,
+        timer: Callable[[], float] | None = None,
+        speed: float = 1,
     ) -> None:
         """Create a stopped fake; ``clients`` maps client ids to secrets.
 
         ``lifetime`` is the ``expires_in`` (seconds) of the tokens issued; ``timer`` the clock
-        against which their expiry is checked.
+        of their expiry and of the rate limits (by default ``time.monotonic``, run ``speed``
+        times as fast). Raises ``TypeError`` or ``ValueError`` for a ``speed`` that is not a
+        positive, finite number.
         """
+        self.speed: Final = _check_speed(speed)
+        """Seconds of :attr:`timer` per real second (1 unless given; a ``timer`` of your own is
+        taken to run at that speed): a token lives ``lifetime * speed`` seconds of it."""
         self.lifetime: float = lifetime
         """Seconds a token issued from now on lives (its ``expires_in``); settable any time."""
+        if timer is None:
+            timer = time.monotonic if self.speed == 1 else _SpedUpClock(self.speed)
         self.timer: Callable[[], float] = timer
-        """The clock that decides token expiry (seconds; only differences matter)."""
+        """The clock of token expiry and rate limits (seconds; only differences matter)."""
         self.requests: list[SeenRequest] = []
         """Every request received, oldest first (see also :meth:`reset_counters`)."""
-        self.rate_limit: int | None = None
-        """Calls a minute each client may make to ordinary API paths; ``None``: no limit.
-
-        Counted in windows of 60 s of :attr:`timer`, like Criteo's per-minute budgets
-        (250 for client-credentials apps). Over it, the fake answers 429 with Criteo's
-        ``x-ratelimit-limit``, ``x-ratelimit-remaining`` and ``x-ratelimit-reset`` (the Unix
-        time, by :attr:`wall_clock`, at which the window ends)."""
-        self.reporting_rate_limit: int | None = None
-        """The same for reporting paths (a segment ``report``, ``reports``, ``log-level``; 40)."""
         self.wall_clock: Callable[[], float] = time.time
         """The Unix time, for ``x-ratelimit-reset``."""
         super().__init__(partial(_respond, self), "FakeCriteo")
@@ -248,11 +252,6 @@ class FakeCriteo(_LoopbackService):
         return self._arrivals("api")
 
     @property
-    def rate_limited(self) -> int:
-        """API requests answered 429 because a :attr:`rate_limit` was exceeded."""
-        return self._rates.refused()
-
-    @property
     def codes_issued(self) -> int:
         """Authorization codes handed out by :meth:`issue_code` and :meth:`consent_redirect`."""
         return self._authority.counts().codes_issued
@@ -281,7 +280,7 @@ class FakeCriteo(_LoopbackService):
             return self._arrived[where]
 
     def reset_counters(self) -> None:
-        """Set the counters to zero, forget rate-limit windows, empty :attr:`requests`.
+        """Set the counters to zero, forget rate-limit windows and arrivals, empty :attr:`requests`.
 
         Tokens, codes, refresh tokens and consents are kept.
         """

@@ -30,6 +30,9 @@ class _Settings(Protocol):
     lifetime: float
     timer: Callable[[], float]
 
+    @property
+    def speed(self) -> float: ...
+
 
 @dataclass
 class _Grant:
@@ -129,9 +132,13 @@ class _Authority:
         """A client-credentials token and its ``expires_in``."""
         token, lifetime = self._mint(client_id)
         with self._lock:
-            self._tokens[token] = _Issued(client_id, self._settings.timer() + lifetime)
+            self._tokens[token] = _Issued(client_id, self._expiry(lifetime))
             self._counts.tokens_issued += 1
         return token, _number(lifetime)
+
+    def _expiry(self, lifetime: float) -> float:
+        """When a token of ``lifetime`` real seconds (its ``expires_in``) expires, on the timer."""
+        return self._settings.timer() + lifetime * self._settings.speed
 
     def _mint(self, client_id: str) -> tuple[str, float]:
         """A new access token (not yet valid: the caller registers it) and its lifetime."""
@@ -234,8 +241,7 @@ class _Authority:
     def _grant_tokens(self, grant: _Grant, access: str, lifetime: float) -> dict[str, object]:
         """Register ``access`` and a new refresh token for ``grant``; call with the lock held."""
         refresh = secrets.token_urlsafe(48)
-        expires_at = self._settings.timer() + lifetime
-        self._tokens[access] = _Issued(grant.client_id, expires_at, grant=grant)
+        self._tokens[access] = _Issued(grant.client_id, self._expiry(lifetime), grant=grant)
         self._refresh_tokens[refresh] = _Refresh(grant)
         self._counts.tokens_issued += 1
         return {
