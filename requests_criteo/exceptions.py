@@ -200,11 +200,12 @@ class CriteoAPIError(HTTPError):
         errors: list[Problem] | None = None,
         warnings: list[Problem] | None = None,
         response: Response | None = None,
+        status_code: int | None = None,
     ) -> None:
         super().__init__(message, response=response)
         self.errors: list[Problem] = list(errors or [])
         self.warnings: list[Problem] = list(warnings or [])
-        self._status_code = response.status_code if response is not None else None
+        self._status_code = response.status_code if response is not None else status_code
 
     def __reduce__(self) -> tuple[object, ...]:
         # The response (its request's Authorization header, its body) stays out of pickles.
@@ -236,6 +237,4 @@ def _rebuild_api_error(
     warnings: list[Problem],
     status_code: int | None,
 ) -> CriteoAPIError:
-    error = cls(message, errors=errors, warnings=warnings)
-    error._status_code = status_code
-    return error
+    return cls(message, errors=errors, warnings=warnings, status_code=status_code)

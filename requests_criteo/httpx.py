@@ -234,12 +234,16 @@ def raise_for_status(response: httpx.Response) -> httpx.Response:
     request = _request_of(response)
     where = (request.method, str(request.url)) if request is not None else None
     status = f"{response.status_code} {response.reason_phrase}"
-    raise CriteoAPIError(
+    error = CriteoAPIError(
         summary(status, where, found, bearer),
-        response=cast(Any, response),  # an httpx.Response where requests' has its own
         errors=found.errors,
         warnings=found.warnings,
+        status_code=response.status_code,
     )
+    # Set here, not passed: requests' HTTPError looks for response.request, which an
+    # httpx.Response built without a request raises for (not an AttributeError).
+    error.response, error.request = cast(Any, response), cast(Any, request)
+    raise error
 
 
 def _request_of(response: httpx.Response) -> httpx.Request | None:
