@@ -54,6 +54,25 @@ def test_fake_criteo_errors(fake_criteo):
     assert requests_criteo.envelope(r).errors[0].code == "insufficient-advertisers-permissions"
 
 
+def test_fake_criteo_serves_httpx_clients_on_criteo_s_urls(fake_criteo):
+    import asyncio
+
+    import httpx
+    from requests_criteo.httpx import CriteoHTTPXAuth
+
+    auth = CriteoHTTPXAuth.from_env()
+    url = "https://api.criteo.com/2025-10/retail-media/me"
+    with httpx.Client(auth=auth) as client:
+        assert client.get(url).status_code == 200
+
+    async def call():
+        async with httpx.AsyncClient(auth=auth) as client:
+            return (await client.get(url)).status_code
+
+    assert asyncio.run(call()) == 200
+    assert (fake_criteo.token_requests, fake_criteo.api_requests) == (1, 2)
+
+
 def test_criteo_responses_registers_the_token_endpoint(criteo_responses):
     api = criteo_responses.get("https://api.criteo.com/2025-10/retail-media/me", json={"a": 1})
     r = requests_criteo.session().get("https://api.criteo.com/2025-10/retail-media/me")
@@ -90,7 +109,7 @@ def test_a_users_project_gets_the_fixtures_with_no_conftest(pytester: pytest.Pyt
     pytester.makepyfile(test_a_first=FIRST_COLLECTED, test_user_code=USER_TESTS)
     assert not (pytester.path / "conftest.py").exists()
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
-    result.assert_outcomes(passed=7)
+    result.assert_outcomes(passed=8)
 
 
 def test_the_fixtures_hold_in_a_hostile_environment(
@@ -104,7 +123,7 @@ def test_the_fixtures_hold_in_a_hostile_environment(
     monkeypatch.setenv("CRITEO_TOKEN_URL", "https://token.invalid/oauth2/token")
     pytester.makepyfile(test_user_code=USER_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=7)
 
 
 # -- the fake answers for https://api.criteo.com -------------------------------------------

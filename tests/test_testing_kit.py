@@ -1,9 +1,12 @@
-"""The testing kit's helpers, used directly: set_error, add_token_endpoint, CriteoRouting."""
+"""The testing kit's helpers, used directly: set_error, add_token_endpoint, CriteoRouting
+(for requests and for httpx clients)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import requests
 import responses
@@ -11,6 +14,7 @@ from requests.adapters import HTTPAdapter
 
 import requests_criteo
 from requests_criteo import CriteoAuth, TokenCache
+from requests_criteo.httpx import CriteoHTTPXAuth
 from requests_criteo.testing import CRITEO_TOKEN_URL, CriteoRouting, FakeCriteo, add_token_endpoint
 
 
@@ -141,3 +145,46 @@ def test_criteo_routing_refuses_to_nest_or_to_leave_loopback(fake: FakeCriteo) -
     for target in ("https://127.0.0.1:1", "http://example.com", "http://10.0.0.1"):
         with pytest.raises(ValueError, match="loopback http"):
             CriteoRouting(target)
+
+
+# -- httpx clients are routed too ------------------------------------------------------------
+
+
+def httpx_auth() -> CriteoHTTPXAuth:
+    return CriteoHTTPXAuth(FakeCriteo.CLIENT_ID, FakeCriteo.CLIENT_SECRET, cache=TokenCache())
+
+
+def test_criteo_routing_answers_an_httpx_client_from_the_fake(fake: FakeCriteo) -> None:
+    headers = {"Location": "/2025-10/retail-media/me", "Set-Cookie": "seen=1; Path=/"}
+    fake.set_response("/2025-10/retail-media/old", status=307, headers=headers)
+    with CriteoRouting(fake.url) as routing, httpx.Client(auth=httpx_auth()) as client:
+        r = client.get(ME)
+        moved = client.get(ME.replace("/me?limit=5", "/old"), follow_redirects=True)
+    assert r.status_code == 200 and r.json()["data"]["id"] == FakeCriteo.CLIENT_ID
+    assert str(r.url) == ME and str(r.request.url) == ME
+    assert moved.status_code == 200 and str(moved.url) == ME.split("?")[0]
+    assert [c.header("Cookie") for c in fake.api_calls()][-1] == "seen=1"
+    assert (fake.token_requests, routing.routed) == (1, 4)
+    assert fake.api_calls()[0].header("Host") == "api.criteo.com"
+
+
+def test_criteo_routing_answers_an_async_client_and_its_token_request(fake: FakeCriteo) -> None:
+    async def calls() -> set[int]:
+        async with httpx.AsyncClient(auth=httpx_auth()) as client:
+            answers = await asyncio.gather(*(client.get(ME) for _ in range(8)))
+        return {a.status_code for a in answers}
+
+    with CriteoRouting(fake.url) as routing:
+        assert asyncio.run(calls()) == {200}
+    assert (fake.token_requests, fake.api_requests, routing.routed) == (1, 8, 9)
+
+
+def test_criteo_routing_leaves_other_httpx_urls_alone_and_puts_httpx_back(
+    fake: FakeCriteo,
+) -> None:
+    sync, async_ = httpx.HTTPTransport.handle_request, httpx.AsyncHTTPTransport.handle_async_request
+    with FakeCriteo() as other, CriteoRouting(fake.url) as routing:
+        assert httpx.get(other.url + "/2025-10/retail-media/me").status_code == 401
+    assert (other.api_requests, fake.api_requests, routing.routed) == (1, 0, 0)
+    assert httpx.HTTPTransport.handle_request is sync
+    assert httpx.AsyncHTTPTransport.handle_async_request is async_

@@ -2,8 +2,9 @@
 
 What lives here: the switch that, while it is on, sends every request this process makes to
 ``https://api.criteo.com`` (token endpoint and API, from any ``requests`` session,
-``requests.get``, an installed auth) to a loopback URL instead, so that code with Criteo's
-URLs written in it is tested unchanged. What does not: the fake that answers
+``requests.get``, an installed auth, and, when httpx is installed, any ``httpx.Client`` or
+``httpx.AsyncClient``: :mod:`.httpx_routing`) to a loopback URL instead, so that code with
+Criteo's URLs written in it is tested unchanged. What does not: the fake that answers
 (:class:`~requests_criteo.testing.FakeCriteo`), nor anything that decides which requests
 carry a token: that stays the library's, unchanged, and this module imports nothing of it.
 
@@ -24,6 +25,13 @@ from urllib.parse import urlsplit
 from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 from requests.cookies import RequestsCookieJar, extract_cookies_to_jar
+
+try:  # httpx clients are routed too when httpx is installed (the httpx extra)
+    from .httpx_routing import HTTPXRouting
+except ImportError:  # pragma: no cover - httpx is installed in every test env
+    _WITH_HTTPX = False
+else:
+    _WITH_HTTPX = True
 
 CRITEO_HOST: Final = "api.criteo.com"
 """The host whose https requests are routed: Criteo's token endpoint and API."""
@@ -71,6 +79,7 @@ class CriteoRouting:
         self._original: Callable[..., Response] = HTTPAdapter.send
         self._patch: object = None
         self._live = False
+        self._httpx = HTTPXRouting(target, _is_criteo, self._count) if _WITH_HTTPX else None
 
     def __repr__(self) -> str:
         return f"CriteoRouting({self.target!r}, routed={self.routed})"
@@ -84,6 +93,8 @@ class CriteoRouting:
             self._live = True
             _active.append(self)
             setattr(HTTPAdapter, "send", self._patch)  # noqa: B010 - a plain function, bound by the class
+            if self._httpx is not None:
+                self._httpx.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -94,6 +105,12 @@ class CriteoRouting:
             # which it calls, passes everything through from now on.
             self._live = False
             _active.clear()
+            if self._httpx is not None:
+                self._httpx.stop()
+
+    def _count(self) -> None:
+        with _lock:
+            self.routed += 1
 
     def _make_send(self) -> Callable[..., Response]:
         """The ``HTTPAdapter.send`` of this routing: Criteo's requests go to the target."""
@@ -126,8 +143,7 @@ class CriteoRouting:
         forwarded = request.copy()
         forwarded.url = self.target + request.path_url
         forwarded.headers["Host"] = CRITEO_HOST
-        with _lock:
-            self.routed += 1
+        self._count()
         # No proxy: the environment's, chosen for api.criteo.com, must not see loopback.
         response = self._original(adapter, forwarded, stream, timeout, verify, cert, {})
         response.request = request
