@@ -16,7 +16,8 @@ proxy variables are unset; the working directory is a fresh temporary one, so th
 files land there. A sample that defines ``test_*`` functions has them called, with the
 pytest fixtures they name (``fake_criteo``, ``criteo_responses``, ``tmp_path``...).
 
-The real https URLs answer through ``responses``, as Criteo would: the token endpoint
+The real https URLs answer through ``responses`` (and, for httpx clients, through their
+transports, patched for the sample), as Criteo would: the token endpoint
 ``https://api.criteo.com/oauth2/token`` checks the credentials and issues tokens for the
 client-credentials, authorization-code (any code) and refresh-token grants; every other
 ``https://api.criteo.com/...`` URL answers ``{"data": ...}`` to a token it issued and
@@ -59,6 +60,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import httpx
 import pytest
 import requests
 import responses
@@ -208,6 +210,38 @@ class Criteo:
         return 200, {}, json.dumps({"data": data})
 
 
+def _answer_httpx(world: Criteo, request: httpx.Request, body: bytes) -> httpx.Response | None:
+    """What *world* answers to an httpx request for Criteo (as to requests'); ``None`` for
+    any other URL, which goes on its way (loopback only, the ``no_network`` fixture sees)."""
+    url = str(request.url)
+    if not url.startswith("https://api.criteo.com/"):
+        return None
+    prepared = requests.Request(
+        request.method, url, headers=dict(request.headers), data=body
+    ).prepare()
+    answer = world.token if url == TOKEN_URL else world.api
+    status, headers, text = answer(prepared)
+    return httpx.Response(status, headers=headers, content=text.encode(), request=request)
+
+
+def _answer_httpx_clients(monkeypatch: pytest.MonkeyPatch, world: Criteo) -> None:
+    """httpx clients get *world*'s answers for Criteo's URLs, as requests' get responses'."""
+    sync, async_ = httpx.HTTPTransport.handle_request, httpx.AsyncHTTPTransport.handle_async_request
+
+    def handle(transport: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
+        answered = _answer_httpx(world, request, request.read())
+        return answered if answered is not None else sync(transport, request)
+
+    async def handle_async(
+        transport: httpx.AsyncHTTPTransport, request: httpx.Request
+    ) -> httpx.Response:
+        answered = _answer_httpx(world, request, await request.aread())
+        return answered if answered is not None else await async_(transport, request)
+
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", handle)
+    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", handle_async)
+
+
 def _oauth_error(status: int, error: str, description: str) -> tuple[int, dict[str, str], str]:
     return status, {}, json.dumps({"error": error, "error_description": description})
 
@@ -270,6 +304,7 @@ def criteo(
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
     world = Criteo()
+    _answer_httpx_clients(monkeypatch, world)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         rsps.add_passthru(re.compile(r"http://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?/"))
         rsps.add_callback(responses.POST, TOKEN_URL, callback=world.token)
