@@ -25,7 +25,6 @@ import contextlib
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -55,7 +54,6 @@ from ._token_request import (
     not_connected,
 )
 from .exceptions import CriteoAuthError, TokenRequestError
-from .retry import CriteoRetry
 
 log = logging.getLogger("requests_criteo")
 
@@ -181,35 +179,26 @@ _Outcome = tuple[requests.Response, Answer] | Exception
 
 
 class TokenEndpoint:
-    """Posts token requests to one URL and turns the answers into tokens.
+    """Carries the attempts of a :class:`~._token_request.TokenRequest` through requests.
 
-    :param url: the validated token URL.
-    :param timeout: ``(connect, read)`` seconds for one attempt.
-    :param deadline: seconds for the whole fetch, retries and waits included.
-    :param retry: the policy for 429, 5xx and connection errors.
+    :param request: what the token requests are: URL, timeouts, deadline, retries.
+    :param user_agent: the User-Agent they are sent with.
     :param session: the session to send through; a private one when ``None``. A request
         abandoned at the deadline is cut off at once through the private session; through
         an injected one, its worker stops after its next read of the body, but while it
         waits for headers only its read timeout ends it (nothing public reaches that socket).
-    :param clock: a monotonic clock for the deadline.
     """
 
     def __init__(
         self,
-        url: str,
+        request: TokenRequest,
         *,
-        timeout: tuple[float, float],
-        deadline: float,
-        retry: CriteoRetry,
         user_agent: str,
         session: requests.Session | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.request = TokenRequest(
-            url, timeout=timeout, deadline=deadline, retry=retry, clock=clock
-        )
-        self.url = url
-        self.deadline = deadline
+        self.request = request
+        self.url = request.url
+        self.deadline = request.deadline
         self.user_agent = user_agent
         self.session = session if session is not None else self._new_session()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import requests
 
 from ._token import USER_AGENT, TokenEndpoint
+from ._token_request import TokenRequest
 from .retry import CriteoRetry
 
 __all__ = ["RequestsTransport"]
@@ -30,14 +31,8 @@ class RequestsTransport:
     def __call__(
         self, url: str, *, timeout: tuple[float, float], deadline: float, retry: CriteoRetry
     ) -> TokenEndpoint:
-        return TokenEndpoint(
-            url,
-            timeout=timeout,
-            deadline=deadline,
-            retry=retry,
-            user_agent=USER_AGENT,
-            session=self.session,
-        )
+        request = TokenRequest(url, timeout=timeout, deadline=deadline, retry=retry)
+        return TokenEndpoint(request, user_agent=USER_AGENT, session=self.session)
 
     def __reduce__(self) -> tuple[type[RequestsTransport], tuple[()]]:
         return (RequestsTransport, ())

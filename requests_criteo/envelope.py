@@ -112,11 +112,15 @@ def _body(response: requests.Response, *, may_read: bool) -> Any:
     """
     if not may_read and body_unread(response):
         return None
-    content = read_capped(response, MAX_ENVELOPE_BODY)
+    return json_of(read_capped(response, MAX_ENVELOPE_BODY), response.encoding)
+
+
+def json_of(content: bytes, encoding: str | None) -> object:
+    """The JSON of a body read within the cap; ``None`` if empty, over it, or not JSON."""
     if not content or len(content) > MAX_ENVELOPE_BODY:
         return None
     try:
-        return json.loads(content.decode(response.encoding or "utf-8", errors="replace"))
+        return json.loads(content.decode(encoding or "utf-8", errors="replace"))
     except (ValueError, LookupError):
         return None
 

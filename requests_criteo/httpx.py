@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING, Any, cast
@@ -40,7 +39,7 @@ from ._httpx_transport import AsyncCriteoTransport, CriteoTransport
 from ._text import Answer
 from ._token_request import FORM_HEADERS, Failed, Reply, Send, cut_off, no_answer, not_connected
 from ._transport import RequestsTransport
-from .envelope import MAX_ENVELOPE_BODY, Envelope, bearer_of, read_envelope, summary
+from .envelope import MAX_ENVELOPE_BODY, Envelope, bearer_of, json_of, read_envelope, summary
 from .exceptions import CriteoAPIError, CriteoAuthError, TokenRequestError
 
 if TYPE_CHECKING:
@@ -266,12 +265,7 @@ def _json(response: httpx.Response, *, may_read: bool) -> object:
         if not may_read:
             return None
         content = _read_capped(response)
-    if not content or len(content) > MAX_ENVELOPE_BODY:
-        return None
-    try:
-        return json.loads(content.decode(response.encoding or "utf-8", errors="replace"))
-    except (ValueError, LookupError):
-        return None
+    return json_of(content, response.encoding)
 
 
 def _read_capped(response: httpx.Response) -> bytes:

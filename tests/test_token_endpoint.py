@@ -36,6 +36,7 @@ from requests_criteo import (
 from requests_criteo._answer import MAX_TOKEN_BODY, judge
 from requests_criteo._cache import Token
 from requests_criteo._token import TokenEndpoint
+from requests_criteo._token_request import TokenRequest
 from requests_criteo._transport import RequestsTransport
 from requests_criteo.testing import FakeCriteo
 
@@ -252,14 +253,14 @@ def test_a_retry_wait_ending_past_the_deadline_raises_token_request_error(
         monotonic.advance(seconds + 0.0005)
 
     fake.inject_token_fault(503, body="{}", headers={"Retry-After": "9.9999"})
-    endpoint = TokenEndpoint(
+    request = TokenRequest(
         fake.token_url,
         timeout=(5.0, 15.0),
         deadline=10.0,
         retry=CriteoRetry(sleep=oversleep, backoff_jitter=0.0),
-        user_agent="requests-criteo-tests",
         clock=monotonic,
     )
+    endpoint = TokenEndpoint(request, user_agent="requests-criteo-tests")
     body = BackendApplicationClient(CLIENT_ID).prepare_request_body(
         include_client_id=True, client_secret=SECRET
     )
