@@ -15,7 +15,6 @@ errors raised are requests' ``RequestException`` subclasses, and the retry polic
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import threading
 import weakref
@@ -51,7 +50,6 @@ __all__ = [
     "from_env",
 ]
 
-log = logging.getLogger("requests_criteo")
 
 #: Criteo's one token endpoint, for every API and every grant.
 DEFAULT_TOKEN_URL = "https://api.criteo.com/oauth2/token"  # noqa: S105 - a URL
@@ -290,7 +288,7 @@ class Credentials:
         """
         token = self._fresh()
         if token is None:
-            token = self.cache.get_or_fetch(self.key, self._fetch, wait=self.deadline + 5.0)
+            token = self.cache.get_or_fetch(self.key, self.source.fetch, wait=self.deadline + 5.0)
             self._token = token
         return token
 
@@ -299,7 +297,7 @@ class Credentials:
         event loop; *send* is the async transport that carries the token request."""
         token = self._fresh()
         if token is None:
-            fetch = partial(self._fetch_in_loop, send)
+            fetch = partial(fetch_in_loop, self.source, send)
             token = await self.cache.aget_or_fetch(self.key, fetch, wait=self.deadline + 5.0)
             self._token = token
         return token
@@ -310,14 +308,6 @@ class Credentials:
         if token is None or token.dropped or not self.cache.timer() < token.refresh_at:
             return None
         return token
-
-    def _fetch(self) -> Token:
-        log.debug("requesting a token for client %s from %s", self.client_id, self.token_url)
-        return self.source.fetch()
-
-    async def _fetch_in_loop(self, send: AsyncSend) -> Token:
-        log.debug("requesting a token for client %s from %s", self.client_id, self.token_url)
-        return await fetch_in_loop(self.source, send)
 
     def token_for(self, header: str) -> Token | None:
         """The token these credentials use, if *header* is its ``Authorization``."""
