@@ -129,6 +129,11 @@ class _Flight:
 
     __slots__ = ("done", "error", "token", "wakers")
 
+    @property
+    def landed(self) -> bool:
+        """Whether the flight brought a token or an error (rather than being given up)."""
+        return self.token is not None or self.error is not None
+
     def __init__(self) -> None:
         self.done = threading.Event()
         self.token: Token | None = None
@@ -232,14 +237,17 @@ class TokenCache:
         of the same exception. No lock is held while *fetch* runs, and a failure is not
         remembered: the next call tries again.
         """
-        boarded = self._board(key)
-        if isinstance(boarded, Token):
-            return boarded
-        flight, leader = boarded
-        if not leader:
+        while True:  # again when a task leading the flight was cancelled (see _land)
+            boarded = self._board(key)
+            if isinstance(boarded, Token):
+                return boarded
+            flight, leader = boarded
+            if leader:
+                break
             if not flight.done.wait(wait):
                 raise _gave_up(wait)
-            return _outcome(flight)
+            if flight.landed:
+                return _outcome(flight)
         try:
             token = fetch()
         except BaseException as exc:
@@ -256,15 +264,21 @@ class TokenCache:
         Threads and tasks, of any number of event loops, share one flight per key: a task
         may follow a thread's token request, and a thread a task's.
         """
-        boarded = self._board(key)
-        if isinstance(boarded, Token):
-            return boarded
-        flight, leader = boarded
-        if not leader:
+        while True:  # again when a task leading the flight was cancelled (see _land)
+            boarded = self._board(key)
+            if isinstance(boarded, Token):
+                return boarded
+            flight, leader = boarded
+            if leader:
+                break
             await self._follow_in_loop(flight, wait)
-            return _outcome(flight)
+            if flight.landed:
+                return _outcome(flight)
         try:
             token = await fetch()
+        except asyncio.CancelledError:
+            self._land(key, flight)  # nothing to hand on: a follower leads a new flight
+            raise
         except BaseException as exc:
             self._land(key, flight, error=exc)
             raise
@@ -291,7 +305,11 @@ class TokenCache:
         token: Token | None = None,
         error: BaseException | None = None,
     ) -> None:
-        """The leader's outcome: the token cached, and every waiter for *flight* woken."""
+        """The leader's outcome: the token cached, and every waiter for *flight* woken.
+
+        With neither *token* nor *error*, the leader gave up (a cancelled task): its
+        followers board again, and one of them leads a flight of its own.
+        """
         flight.token, flight.error = token, error
         if token is not None:
             self.put(key, token)

@@ -99,28 +99,38 @@ class CriteoHTTPXAuth(httpx.Auth):
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
-        if not self.credentials.scope.covers(str(request.url)):
+        if not self.credentials.scope.allows(str(request.url)):
             yield request
             return
         token = self.credentials.token()
         response = yield _with_token(request, token)
-        if _resend(request, response):
+        if self._resend(request, response):
             self.credentials.drop(token)
             yield _with_token(request, self.credentials.token())
 
     async def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        if not self.credentials.scope.covers(str(request.url)):
+        if not self.credentials.scope.allows(str(request.url)):
             yield request
             return
         send = _TokenRequests(self.credentials)
         token = await self.credentials.token_in_loop(send)
         response = yield _with_token(request, token)
-        if _resend(request, response):
+        if self._resend(request, response):
             # The drop may touch the store (its lock, a file, Redis): off the loop.
             await asyncio.get_running_loop().run_in_executor(None, self.credentials.drop, token)
             yield _with_token(request, await self.credentials.token_in_loop(send))
+
+    def _resend(self, request: httpx.Request, response: httpx.Response) -> bool:
+        """Whether to send *request* again with a new token: a 401 from Criteo (the last
+        hop, and every hop before it, on its origins), and a body that can be sent again."""
+        if response.status_code != 401:
+            return False
+        chain = [str(hop.url) for hop in response.history]
+        if not self.credentials.scope.allows(str(response.url), chain):
+            return False  # another site's 401 says nothing of Criteo's token
+        return _replayable(request)
 
 
 def _with_token(request: httpx.Request, token: Token) -> httpx.Request:
@@ -128,10 +138,8 @@ def _with_token(request: httpx.Request, token: Token) -> httpx.Request:
     return request
 
 
-def _resend(request: httpx.Request, response: httpx.Response) -> bool:
-    """Whether to send *request* again with a new token: a 401, and a body that can be."""
-    if response.status_code != 401:
-        return False
+def _replayable(request: httpx.Request) -> bool:
+    """Whether *request*'s body can be sent again (logging why not)."""
     try:
         request.content  # noqa: B018 - raises for a body that was streamed, not kept
     except httpx.RequestNotRead:
