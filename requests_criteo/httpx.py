@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import ssl
 from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING, Any, cast
 
@@ -168,21 +170,23 @@ class _TokenRequests:
         self.deadline = credentials.deadline
 
     async def __call__(self, step: Send) -> Reply | Failed | CriteoAuthError:
+        # The TLS context, once per process and off the loop: it reads the CA bundle.
+        tls = await asyncio.get_running_loop().run_in_executor(None, _tls)
         try:
-            return await asyncio.wait_for(self._attempt(step), step.remaining)
+            return await asyncio.wait_for(self._attempt(step, tls), step.remaining)
         except asyncio.TimeoutError:
             return TokenRequestError(
                 f"the token endpoint did not answer within the {self.deadline:g} s deadline"
             )
 
-    async def _attempt(self, step: Send) -> Reply | Failed | CriteoAuthError:
+    async def _attempt(self, step: Send, tls: ssl.SSLContext) -> Reply | Failed | CriteoAuthError:
         connect, read = step.timeout
         headers = {**FORM_HEADERS, "User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
         timeout = httpx.Timeout(read, connect=connect, pool=connect)
         try:
             # auth: a no-op, explicit, so that no httpx version falls back to .netrc.
             async with (
-                httpx.AsyncClient(auth=httpx.Auth(), timeout=timeout) as client,
+                httpx.AsyncClient(auth=httpx.Auth(), timeout=timeout, verify=tls) as client,
                 client.stream("POST", self.url, content=step.body.encode(), headers=headers) as r,
             ):
                 return await _read(r)
@@ -196,6 +200,12 @@ class _TokenRequests:
             return cut_off(type(exc).__name__)
         except httpx.HTTPError as exc:
             return TokenRequestError(f"the token request failed ({type(exc).__name__})")
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi's CAs, or ``SSL_CERT_FILE``), built once."""
+    return httpx.create_ssl_context()
 
 
 async def _read(response: httpx.Response) -> Reply | CriteoAuthError:
