@@ -129,11 +129,6 @@ class _Flight:
 
     __slots__ = ("done", "error", "token", "wakers")
 
-    @property
-    def landed(self) -> bool:
-        """Whether the flight brought a token or an error (rather than being given up)."""
-        return self.token is not None or self.error is not None
-
     def __init__(self) -> None:
         self.done = threading.Event()
         self.token: Token | None = None
@@ -246,8 +241,9 @@ class TokenCache:
                 break
             if not flight.done.wait(wait):
                 raise _gave_up(wait)
-            if flight.landed:
-                return _outcome(flight)
+            landed = _outcome(flight)
+            if landed is not None:
+                return landed
         try:
             token = fetch()
         except BaseException as exc:
@@ -272,8 +268,9 @@ class TokenCache:
             if leader:
                 break
             await self._follow_in_loop(flight, wait)
-            if flight.landed:
-                return _outcome(flight)
+            landed = _outcome(flight)
+            if landed is not None:
+                return landed
         try:
             token = await fetch()
         except asyncio.CancelledError:
@@ -352,8 +349,9 @@ def _gave_up(wait: float) -> TokenRequestError:
     )
 
 
-def _outcome(flight: _Flight) -> Token:
-    """What a follower of *flight*, landed, gets: its token, or a copy of its error."""
+def _outcome(flight: _Flight) -> Token | None:
+    """What a follower of *flight*, done, gets: its token, a copy of its error, or ``None``
+    when its leader gave up (a cancelled task)."""
     if flight.error is not None:
         # A copy, so that followers do not grow one traceback between them.
         try:
@@ -361,7 +359,6 @@ def _outcome(flight: _Flight) -> Token:
         except Exception:  # an exception type that cannot be copied: share it
             error = flight.error
         raise error
-    assert flight.token is not None
     return flight.token
 
 
