@@ -5,7 +5,9 @@ progress goes to standard error; ``--check`` makes a missed target exit status 1
 targets are computed here, from this one run: :data:`MAX_RATIO` and
 :data:`MIN_THROUGHPUT` for the three ways against the floor, the run's noise
 (:attr:`benchmarks.hotpath.Timings.noise_us`) against the peers that renew tokens, the
-exact counts of :mod:`benchmarks.counts`, and the 429s and budget used of
+exact counts of :mod:`benchmarks.counts`, the same for httpx (:data:`MAX_HTTPX_RATIO` for
+``CriteoHTTPXAuth`` against bare httpx, the noise against Authlib's httpx clients, the
+cold starts of :mod:`benchmarks.httpx_counts`), and the 429s and budget used of
 :mod:`benchmarks.fleet`.
 """
 
@@ -30,13 +32,23 @@ from .clients import CRITEO_WAYS, DESCRIPTIONS, HOT_PATH, MEMORY_ORIGIN, RENEWIN
 from .counts import Renewal, criteo_margin, lifetimes, outcomes, processes, redis_server, storm
 from .fleet import PACINGS, Fleet, Job
 from .fleet import run as run_fleet
-from .hotpath import measure, pinned
+from .hotpath import Timings, measure, pinned
+from .httpx_counts import SLOW_TOKEN, mixed, tasks
+from .httpx_path import AUTHLIB, WORLDS, measure_world
+from .httpx_path import DESCRIPTIONS as HTTPX_DESCRIPTIONS
 from .server import loopback_server
+from .transport import TOKEN_PATH
 
 #: In memory, each way's time per request over the floor's, at most.
 MAX_RATIO = 1.03
 #: On loopback, each way's requests per second over the floor's, at least.
 MIN_THROUGHPUT = 0.98
+#: In memory, ``CriteoHTTPXAuth``'s time per request over bare httpx's, at most. httpx's
+#: own work per call is about half of requests', so the auth's microsecond or two is twice
+#: the share: 1.03 was missed by runs on a fast moment of this machine (1.030 at a floor of
+#: 81 µs) or a busy one (1.040); no run came near 1.05. On loopback, no target: two
+#: identical httpx clients come out up to 3 % apart there.
+MAX_HTTPX_RATIO = 1.05
 PEERS = ("requests-oauthlib", "requests-auth", "Authlib")
 
 Row = list[str]
@@ -104,7 +116,7 @@ def machine(report: Report, argv: list[str]) -> None:
         ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
         ("system", platform.platform()),
         ("requests-criteo", _measured_copy()),
-        *((p, _version(p)) for p in ("requests", "urllib3", *PEERS)),
+        *((p, _version(p)) for p in ("requests", "urllib3", "httpx", *PEERS)),
     ]
     report.table("The machine", "ll", ["", ""], [[k, v] for k, v in facts])
 
@@ -176,6 +188,135 @@ def hot_path(report: Report, args: argparse.Namespace) -> None:
                 f"`{way}` no dearer than `{peer}` in memory, beyond the noise",
                 f"{added:+.1f} µs (noise ±{noise:.1f})",
             )
+
+
+#: The httpx clients of each world, in the tables' words.
+HTTPX_CLIENTS = {"sync": "`httpx.Client`", "async": "`httpx.AsyncClient`"}
+
+
+def _time_httpx(args: argparse.Namespace) -> tuple[dict[str, Timings], dict[str, Timings]]:
+    """Each world's clients in memory, then on loopback: two Timings per world."""
+    rounds = args.rounds or (150 if args.quick else 800)
+    lo_rounds = args.rounds or (120 if args.quick else 600)
+    warmup = 50 if args.quick else 200
+    memory: dict[str, Timings] = {}
+    loopback: dict[str, Timings] = {}
+    # CriteoHTTPXAuth gets its one token from the loopback server, in memory too.
+    with pinned() as (_, server_cpu), loopback_server(server_cpu) as url:
+        token_url = url + TOKEN_PATH
+        for world in WORLDS:
+            print(f"[httpx {world}, in memory: {rounds} rounds]", file=sys.stderr, flush=True)
+            memory[world] = measure_world(
+                world,
+                MEMORY_ORIGIN,
+                token_url,
+                memory=True,
+                per_round=10,
+                rounds=rounds,
+                warmup=warmup,
+            )
+        for world in WORLDS:
+            print(f"[httpx {world}, loopback: {lo_rounds} rounds]", file=sys.stderr, flush=True)
+            loopback[world] = measure_world(
+                world,
+                url,
+                token_url,
+                memory=False,
+                per_round=5,
+                rounds=lo_rounds,
+                warmup=warmup // 2,
+            )
+    return memory, loopback
+
+
+def httpx_path(report: Report, args: argparse.Namespace) -> None:
+    """Bare httpx, ``CriteoHTTPXAuth`` and Authlib's httpx clients, sync and async; the
+    token requests of tasks, and of threads with tasks, at a cold start."""
+    memory, loopback = _time_httpx(args)
+    rows = []
+    for world, names in WORLDS.items():
+        mem, lo = memory[world], loopback[world]
+        for name in names:
+            floor = name == "floor"
+            rows.append(
+                [
+                    world,
+                    f"`{name}`",
+                    f"{mem.us(name):,.1f}",
+                    "1" if floor else f"{mem.ratio(name):.3f}",
+                    f"{1e6 / lo.us(name):,.0f}",
+                    "100 %" if floor else _percent(lo.throughput_ratio(name)),
+                    HTTPX_DESCRIPTIONS[world][name],
+                ]
+            )
+    strays = " and ".join(_percent(loopback[w].throughput_ratio("floor-again")) for w in WORLDS)
+    report.table(
+        "httpx: cost per request",
+        "llrrrrl",
+        ["", "client", "in memory, µs", "time ÷ floor", "loopback, req/s", "req/s ÷ floor", "what"],
+        rows,
+        "Each world against its own floor, in rounds of its own. In memory: an "
+        "`httpx.MockTransport` that answers at once, so that only the client is timed. "
+        "Loopback: the keep-alive server of the requests runs, one client, one connection. "
+        "Ratios are medians of per-round ratios to the floor of the same round. Loopback is "
+        f"shown, not a target: `floor-again`, the floor built twice, kept {strays} of the "
+        "floor's req/s in this run (sync and async).",
+    )
+
+    rows = [
+        [
+            f"{world}, {HTTPX_CLIENTS[world]}",
+            f"{memory[world].added_us('auth='):+.1f}",
+            f"{memory[world].added_us('auth=', AUTHLIB[world]):+.1f}",
+            f"±{memory[world].noise_us:.1f}",
+        ]
+        for world in WORLDS
+    ]
+    report.table(
+        "`CriteoHTTPXAuth` against Authlib's httpx clients, in memory",
+        "lrrr",
+        ["µs per request", "`auth=` less the floor", "`auth=` less Authlib's", "noise"],
+        rows,
+        "Medians of per-round differences; negative: `CriteoHTTPXAuth` is cheaper. Noise: "
+        "the far end of the 95 % confidence interval of `floor-again` less `floor`.",
+    )
+    for world in WORLDS:
+        mem = memory[world]
+        ratio, noise = mem.ratio("auth="), mem.noise_us
+        report.target(
+            ratio <= MAX_HTTPX_RATIO,
+            f"httpx {world}: `auth=` time ÷ floor in memory ≤ {MAX_HTTPX_RATIO:g}",
+            f"{ratio:.3f}",
+        )
+        added = mem.added_us("auth=", AUTHLIB[world])
+        report.target(
+            added <= noise,
+            f"httpx {world}: `auth=` no dearer than `{AUTHLIB[world]}` in memory, beyond the noise",
+            f"{added:+.1f} µs (noise ±{noise:.1f})",
+        )
+    _cold_starts(report, args)
+
+
+def _cold_starts(report: Report, args: argparse.Namespace) -> None:
+    print("[httpx cold starts]", file=sys.stderr, flush=True)
+    starts = [tasks(args.threads), mixed(16, args.threads)]
+    report.table(
+        "httpx: token requests at a cold start",
+        "lrrl",
+        ["callers", "token requests", "expected", "outcomes"],
+        [[s.name, str(s.token_requests), "1", outcomes(s.statuses)] for s in starts],
+        "Each run against a new `FakeCriteo` on loopback, no token anywhere, which takes "
+        f"{SLOW_TOKEN:g} s over the token request so that every caller asks while it is under "
+        "way; every caller makes one call, all released together. Tasks: "
+        "`httpx.AsyncClient(auth=CriteoHTTPXAuth(...))` on one event loop; threads: one "
+        "`requests_criteo.session()` of the same credentials.",
+    )
+    for s in starts:
+        report.target(
+            s.exact,
+            f"httpx: {s.name}, one token request, every call a 200",
+            f"{s.token_requests}; {outcomes(s.statuses)}",
+        )
 
 
 def _renewal_rows(results: list[Renewal]) -> list[Row]:
@@ -331,7 +472,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer rounds: under a minute")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument("--only", choices=("hotpath", "counts", "fleet"), help="run one part")
+    parser.add_argument(
+        "--only", choices=("hotpath", "httpx", "counts", "fleet"), help="run one part"
+    )
     parser.add_argument("--rounds", type=int, help="timed rounds (default 800 / 600)")
     parser.add_argument("--threads", type=int, default=64, help="threads (default 64)")
     parser.add_argument("--processes", type=int, default=8, help="processes (default 8)")
@@ -347,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     machine(report, sys.argv[1:] if argv is None else argv)
     runs: dict[str, Callable[[Report, argparse.Namespace], None]] = {
         "hotpath": hot_path,
+        "httpx": httpx_path,
         "counts": counts,
         "fleet": fleet,
     }

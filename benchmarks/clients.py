@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 
 import requests_criteo
 
+from .hotpath import timed_calls
 from .transport import (
     API_PATH,
     CLIENT_ID,
@@ -68,6 +69,10 @@ class Client:
     #: Seconds before expiry at which it renews (0: it uses a token to its last second).
     margin: float = 0.0
     adapters: list[HTTPAdapter] = field(default_factory=list)
+
+    def run(self, calls: int) -> int:
+        """Make *calls* calls, each a 200; the nanoseconds they took."""
+        return timed_calls(self.name, self.call, calls)
 
     def close(self) -> None:
         """Close the client's sessions."""

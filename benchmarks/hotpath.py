@@ -1,7 +1,9 @@
 """The cost of one request through each client, timed in interleaved rounds.
 
-What lives here: :func:`measure`, :class:`Timings` and :func:`pinned`. What does not:
-building the clients (:mod:`benchmarks.clients`) or printing (:mod:`benchmarks.__main__`).
+What lives here: :func:`measure`, :class:`Timings`, :func:`pinned`, and :class:`Timed`, what
+:func:`measure` needs of a client (:func:`timed_calls` times a sync one's calls). What does
+not: building the clients (:mod:`benchmarks.clients` for requests,
+:mod:`benchmarks.httpx_path` for httpx) or printing (:mod:`benchmarks.__main__`).
 
 Each round times a few requests of every client in turn, in an order that rotates from
 round to round, with the garbage collector off, each block after a few untimed requests
@@ -24,11 +26,40 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
 
-from .clients import Client
+__all__ = ["Timed", "Timings", "measure", "pinned", "timed_calls"]
 
-__all__ = ["Timings", "measure", "pinned"]
+
+class Timed(Protocol):
+    """A client :func:`measure` can time: ``run(calls)`` makes that many calls, each a 200,
+    and returns the nanoseconds they took; ``prime()``, if any, gets its first token."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def prime(self) -> Callable[[], object] | None: ...
+
+    def run(self, calls: int) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class _Answer(Protocol):
+    @property
+    def status_code(self) -> int: ...
+
+
+def timed_calls(name: str, call: Callable[[], _Answer], calls: int) -> int:
+    """Call *call* *calls* times; the nanoseconds it took. Each answer must be a 200."""
+    start = time.perf_counter_ns()
+    for _ in range(calls):
+        status = call().status_code
+        if status != 200:
+            raise RuntimeError(f"{name} answered {status}")
+    return time.perf_counter_ns() - start
 
 
 @contextlib.contextmanager
@@ -97,7 +128,7 @@ class Timings:
 
 
 def measure(
-    clients: list[Client], per_round: int, rounds: int, warmup: int, settle: int = 5
+    clients: Sequence[Timed], per_round: int, rounds: int, warmup: int, settle: int = 5
 ) -> Timings:
     """Time *rounds* rounds of *per_round* requests of every client, then close them.
 
@@ -111,32 +142,21 @@ def measure(
 
 
 def _measure(
-    clients: list[Client], per_round: int, rounds: int, warmup: int, settle: int
+    clients: Sequence[Timed], per_round: int, rounds: int, warmup: int, settle: int
 ) -> Timings:
-
-    def call(client: Client) -> None:
-        status = client.call().status_code
-        if status != 200:
-            raise RuntimeError(f"{client.name} answered {status}")
-
     for client in clients:
         if client.prime is not None:
             client.prime()
-        for _ in range(warmup):
-            call(client)
+        client.run(warmup)
     samples: dict[str, list[float]] = {c.name: [] for c in clients}
     gc.collect()
     gc.disable()
     try:
         for index in range(rounds):
             shift = index % len(clients)
-            for client in clients[shift:] + clients[:shift]:
-                for _ in range(settle):
-                    call(client)
-                start = time.perf_counter_ns()
-                for _ in range(per_round):
-                    call(client)
-                elapsed = time.perf_counter_ns() - start
+            for client in [*clients[shift:], *clients[:shift]]:
+                client.run(settle)
+                elapsed = client.run(per_round)
                 samples[client.name].append(elapsed / per_round / 1000)
             if index % 25 == 24:
                 gc.collect()
