@@ -43,18 +43,15 @@ async def fetch_in_loop(source: TokenSource, send: AsyncSend) -> Token:
 
     held = _Held(source.store.lock(source.key))
     try:
-        try:
-            await asyncio.shield(in_worker(Call(held.enter)))
-        except asyncio.CancelledError:
-            worker.submit(held.exit)  # after the lock is taken, if it is: given back
-            raise
-        try:
-            return await drive_in_loop(source.fetching(), send, in_worker)
-        finally:
-            # Shielded: a task cancelled here still gives the lock back, in its thread.
-            await asyncio.shield(in_worker(Call(held.exit)))
+        await asyncio.shield(in_worker(Call(held.enter)))
+        token = await drive_in_loop(source.fetching(), send, in_worker)
     finally:
+        # Queued after the taking, in the lock's thread: the lock is given back once taken,
+        # also when the task is cancelled or closed (its loop gone), which cannot wait.
+        released = worker.submit(held.exit)
         worker.shutdown(wait=False)
+    await asyncio.shield(asyncio.wrap_future(released))
+    return token
 
 
 class _Held:

@@ -10,8 +10,6 @@ HTTP; the fetch itself is a callable handed in by :mod:`requests_criteo.auth`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import copy
 import math
 import threading
 import time
@@ -20,6 +18,7 @@ from typing import Any
 
 from cachetools import LRUCache, TLRUCache
 
+from ._flight import Flight, running_loop
 from ._fork import forget_in_child, reset_in_child
 from .exceptions import TokenRequestError
 from .stores import MemoryTokenStore
@@ -120,22 +119,6 @@ class Token:
         raise TypeError("a Token is never pickled: it would put a bearer token on disk")
 
 
-class _Flight:
-    """One token request under way, and what every waiter for it will get.
-
-    Threads wait on :attr:`done`; tasks of an event loop each leave a :attr:`wakers`
-    callback (a thread waiting would block the loop), called once the flight lands.
-    """
-
-    __slots__ = ("done", "error", "token", "wakers")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.token: Token | None = None
-        self.error: BaseException | None = None
-        self.wakers: list[Callable[[], None]] = []
-
-
 class TokenCache:
     """A bounded, thread-safe cache of tokens, each kept until its own refresh time.
 
@@ -164,7 +147,7 @@ class TokenCache:
             maxsize=maxsize, ttu=_refresh_time, timer=timer
         )
         self._lock = threading.Lock()
-        self._flights: dict[Hashable, _Flight] = {}
+        self._flights: dict[Hashable, Flight] = {}
         #: The store of auths that use this cache and no ``store=``: this process's memory,
         #: where an authorization-code app's refresh tokens live between refreshes.
         self.memory_store = MemoryTokenStore(clock=timer)
@@ -239,9 +222,15 @@ class TokenCache:
             flight, leader = boarded
             if leader:
                 break
+            if flight.loop is not None and flight.loop is running_loop():
+                # Blocking code in the loop of the task leading the flight: waiting for it
+                # would stop the very loop it runs on. Get a token of its own instead.
+                token = fetch()
+                self.put(key, token)
+                return token
             if not flight.done.wait(wait):
-                raise _gave_up(wait)
-            landed = _outcome(flight)
+                raise self._gave_up(key, flight, wait)
+            landed = flight.outcome()
             if landed is not None:
                 return landed
         try:
@@ -261,19 +250,20 @@ class TokenCache:
         may follow a thread's token request, and a thread a task's.
         """
         while True:  # again when a task leading the flight was cancelled (see _land)
-            boarded = self._board(key)
+            boarded = self._board(key, asyncio.get_running_loop())
             if isinstance(boarded, Token):
                 return boarded
             flight, leader = boarded
             if leader:
                 break
-            await self._follow_in_loop(flight, wait)
-            landed = _outcome(flight)
+            if not await flight.landed_within(wait):
+                raise self._gave_up(key, flight, wait)
+            landed = flight.outcome()
             if landed is not None:
                 return landed
         try:
             token = await fetch()
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, GeneratorExit):  # cancelled, or its loop gone
             self._land(key, flight)  # nothing to hand on: a follower leads a new flight
             raise
         except BaseException as exc:
@@ -282,8 +272,11 @@ class TokenCache:
         self._land(key, flight, token=token)
         return token
 
-    def _board(self, key: Hashable) -> Token | tuple[_Flight, bool]:
-        """The usable token for *key*; else the flight under way, and whether to lead it."""
+    def _board(
+        self, key: Hashable, loop: asyncio.AbstractEventLoop | None = None
+    ) -> Token | tuple[Flight, bool]:
+        """The usable token for *key*; else the flight under way, and whether to lead it
+        (a flight of *loop*'s task, if a task asks)."""
         with self._lock:
             token = self._tokens.get(key)
             if token is not None and token.usable(self.timer()):
@@ -291,13 +284,13 @@ class TokenCache:
             flight = self._flights.get(key)
             if flight is not None:
                 return flight, False
-            flight = self._flights[key] = _Flight()
+            flight = self._flights[key] = Flight(loop)
         return flight, True
 
     def _land(
         self,
         key: Hashable,
-        flight: _Flight,
+        flight: Flight,
         *,
         token: Token | None = None,
         error: BaseException | None = None,
@@ -307,64 +300,28 @@ class TokenCache:
         With neither *token* nor *error*, the leader gave up (a cancelled task): its
         followers board again, and one of them leads a flight of its own.
         """
-        flight.token, flight.error = token, error
         if token is not None:
             self.put(key, token)
         with self._lock:
             if self._flights.get(key) is flight:
                 del self._flights[key]
-            flight.done.set()
-            wakers, flight.wakers = flight.wakers, []
-        for wake in wakers:
-            wake()
+        flight.land(token, error)
 
-    async def _follow_in_loop(self, flight: _Flight, wait: float) -> None:
-        """Wait, without blocking the event loop, until *flight* lands (*wait* s at most)."""
-        loop = asyncio.get_running_loop()
-        landed: asyncio.Future[None] = loop.create_future()
-
-        def wake() -> None:  # called in the leader's thread
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                loop.call_soon_threadsafe(_resolve, landed)
-
+    def _gave_up(self, key: Hashable, flight: Flight, wait: float) -> TokenRequestError:
+        """A follower's error after *wait* s; the flight ends, so the next caller leads
+        another (its leader may never come back: a task whose loop was closed)."""
         with self._lock:
-            if flight.done.is_set():
-                return
-            flight.wakers.append(wake)
-        try:
-            await asyncio.wait_for(landed, wait)
-        except asyncio.TimeoutError:
-            raise _gave_up(wait) from None
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+        return TokenRequestError(
+            f"gave up after {wait:g} s waiting for another thread (or task) to get the token"
+        )
 
     def _after_fork(self) -> None:
         # A lock held or a fetch under way in the parent's other threads would never be
         # released in the child: start afresh, keeping the tokens (still valid).
         self._lock = threading.Lock()
         self._flights = {}
-
-
-def _gave_up(wait: float) -> TokenRequestError:
-    return TokenRequestError(
-        f"gave up after {wait:g} s waiting for another thread (or task) to get the token"
-    )
-
-
-def _outcome(flight: _Flight) -> Token | None:
-    """What a follower of *flight*, done, gets: its token, a copy of its error, or ``None``
-    when its leader gave up (a cancelled task)."""
-    if flight.error is not None:
-        # A copy, so that followers do not grow one traceback between them.
-        try:
-            error = copy.copy(flight.error)
-        except Exception:  # an exception type that cannot be copied: share it
-            error = flight.error
-        raise error
-    return flight.token
-
-
-def _resolve(landed: asyncio.Future[None]) -> None:
-    if not landed.done():  # not given up on (cancelled) meanwhile
-        landed.set_result(None)
 
 
 def _refresh_time(_key: Hashable, token: Token, _now: float) -> float:

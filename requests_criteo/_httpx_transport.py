@@ -16,6 +16,7 @@ paced and retried; a body that cannot be sent again (a stream) is never retried.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Protocol
@@ -81,6 +82,8 @@ class _Pacing:
             after = policy.increment(request.method, str(request.url), response=answer)
         except MaxRetryError:
             return None
+        if status == 429 and policy.on_429 is not None:
+            policy.on_429(answer)  # as CriteoRetry.sleep tells it, before the wait
         asked = policy.get_retry_after(answer)
         if asked:
             log.info("Criteo asked to wait: retrying in %.2f s (HTTP %s)", asked, status)
@@ -138,8 +141,7 @@ class CriteoTransport(httpx.BaseTransport):
             retry = pacing.next_try(policy, request, response)
             if retry is None:
                 return response
-            response.read()
-            response.close()
+            _drain(response)
             policy, wait, why = retry
             pause(wait, why, policy.sleep_func)
 
@@ -180,13 +182,38 @@ class AsyncCriteoTransport(httpx.AsyncBaseTransport):
             if limiter is not None and response.status_code == 429:
                 until = pacing.until(policy, response.headers)
                 await loop.run_in_executor(None, limiter.rate_limited, until)  # may ask Redis
-            retry = pacing.next_try(policy, request, response)
+            # next_try may tell the policy's on_429, a caller's function: off the loop.
+            retry = await loop.run_in_executor(None, pacing.next_try, policy, request, response)
             if retry is None:
                 return response
-            await response.aread()
-            await response.aclose()
+            await _drain_in_loop(response)
             policy, wait, why = retry
             await pause_in_loop(wait, why, policy.sleep_func)
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+
+#: The most of a retried answer's body read before it is dropped (the rest is not read).
+_DRAIN = 64 * 1024
+
+
+def _drain(response: httpx.Response) -> None:
+    """Read a little of an answer about to be retried, so its connection may be reused."""
+    with contextlib.closing(response):
+        read = 0
+        for chunk in response.iter_raw():
+            read += len(chunk)
+            if read > _DRAIN:
+                break
+
+
+async def _drain_in_loop(response: httpx.Response) -> None:
+    read = 0
+    try:
+        async for chunk in response.aiter_raw():
+            read += len(chunk)
+            if read > _DRAIN:
+                break
+    finally:
+        await response.aclose()

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import ssl
 from collections.abc import AsyncGenerator, Generator
 from typing import TYPE_CHECKING, Any, cast
@@ -170,7 +171,7 @@ class _TokenRequests:
         self.deadline = credentials.deadline
 
     async def __call__(self, step: Send) -> Reply | Failed | CriteoAuthError:
-        # The TLS context, once per process and off the loop: it reads the CA bundle.
+        # The TLS context, built once per CA bundle and off the loop: it reads the bundle.
         tls = await asyncio.get_running_loop().run_in_executor(None, _tls)
         try:
             return await asyncio.wait_for(self._attempt(step, tls), step.remaining)
@@ -202,10 +203,21 @@ class _TokenRequests:
             return TokenRequestError(f"the token request failed ({type(exc).__name__})")
 
 
-@functools.cache
 def _tls() -> ssl.SSLContext:
-    """httpx's default TLS context (certifi's CAs, or ``SSL_CERT_FILE``), built once."""
-    return httpx.create_ssl_context()
+    """The TLS context of an async token request: the CAs that requests' token request
+    trusts (``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` when set, say behind a corporate
+    proxy), else httpx's default (certifi's, or ``SSL_CERT_FILE``)."""
+    return _tls_for(os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"))
+
+
+@functools.lru_cache(maxsize=4)
+def _tls_for(bundle: str | None) -> ssl.SSLContext:
+    """A context trusting *bundle* (a file or a folder), built once per bundle."""
+    if not bundle:
+        return httpx.create_ssl_context()
+    if os.path.isdir(bundle):
+        return ssl.create_default_context(capath=bundle)
+    return ssl.create_default_context(cafile=bundle)
 
 
 async def _read(response: httpx.Response) -> Reply | CriteoAuthError:

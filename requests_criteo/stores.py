@@ -33,6 +33,7 @@ from typing import Any
 from cachetools import LRUCache
 
 from ._fork import reset_in_child
+from .exceptions import TokenStoreError
 
 __all__ = ["MemoryTokenStore", "StoredToken", "TokenStore"]
 
@@ -156,10 +157,17 @@ class MemoryTokenStore(TokenStore):
 
     :param maxsize: how many keys are kept at most.
     :param clock: Unix time; tests inject one.
+    :param lock_timeout: seconds to wait for a key's lock before giving up with
+        :class:`~requests_criteo.TokenStoreError` (a holder that never lets go, such as
+        the worker of a task whose event loop was closed mid-fetch, must not hang the
+        process's later token requests).
     """
 
-    def __init__(self, maxsize: int = 1024, *, clock: Clock = time.time) -> None:
+    def __init__(
+        self, maxsize: int = 1024, *, clock: Clock = time.time, lock_timeout: float = 60.0
+    ) -> None:
         self.clock = clock
+        self.lock_timeout = lock_timeout
         self._tokens: LRUCache[str, StoredToken] = LRUCache(maxsize=maxsize)
         self._guard = threading.Lock()
         self._locks: dict[str, threading.RLock] = {}
@@ -203,8 +211,15 @@ class MemoryTokenStore(TokenStore):
     def lock(self, key: str) -> Iterator[None]:
         with self._guard:
             lock = self._locks.setdefault(key, threading.RLock())
-        with lock:
+        if not lock.acquire(timeout=self.lock_timeout):
+            raise TokenStoreError(
+                f"gave up after {self.lock_timeout:g} s waiting for the token store's lock "
+                f"of {key!r}"
+            )
+        try:
             yield
+        finally:
+            lock.release()
 
     def _after_fork(self) -> None:
         # Locks held by the parent's other threads would never be released in the child.

@@ -580,3 +580,21 @@ async def test_no_token_request_error_carries_the_secret(
     assert_carries_no_secret(info.value)
     for text in (repr(info.value), str(info.value), repr(httpx_auth)):
         assert_hidden(text)
+
+
+def test_the_async_token_request_trusts_the_ca_bundle_requests_would(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import certifi
+
+    from requests_criteo.httpx import _tls
+
+    first = certifi.contents().split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n"
+    bundle = tmp_path / "corporate-ca.pem"
+    bundle.write_text(first)
+    for variable in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+        assert _tls().cert_store_stats()["x509_ca"] > 1  # certifi's, by default
+        monkeypatch.setenv(variable, str(bundle))
+        assert _tls().cert_store_stats()["x509_ca"] == 1  # the corporate bundle only

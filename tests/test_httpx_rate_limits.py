@@ -294,3 +294,31 @@ def test_the_transport_closes_what_it_wraps(fake: FakeCriteo, clock: FakeClock) 
     with httpx.Client(auth=auth, transport=CriteoTransport(auth, Wrapped())):
         pass
     assert closed.is_set()
+
+
+@pytest.mark.anyio
+async def test_a_callers_on_429_is_told_of_each_retried_429_sync_and_async(
+    fake: FakeCriteo, clock: FakeClock, t: Time
+) -> None:
+    fake.rate_limit = 1
+    told: list[int] = []
+    policy = retry(t, on_429=lambda answer: told.append(answer.status))
+    with client(fake, clock, t, retry=policy) as c:
+        assert [c.get(f"{fake.url}/{V}/{i}").status_code for i in range(2)] == [200, 200]
+    clock.advance(60)  # a new minute of the fake's budget
+    auth = auth_for(fake, clock)
+    async with httpx.AsyncClient(
+        auth=auth, transport=AsyncCriteoTransport(auth, retry=policy)
+    ) as c:
+        assert [(await c.get(f"{fake.url}/{V}/{i}")).status_code for i in range(2)] == [200, 200]
+    assert told == [429, 429]  # as the requests adapter's CriteoRetry tells it
+
+
+def test_a_retried_answers_body_is_read_only_so_far(
+    fake: FakeCriteo, clock: FakeClock, t: Time
+) -> None:
+    fake.set_response(f"/{V}/big", status=503, body=b"x" * (1024 * 1024))
+    with client(fake, clock, t, retry=retry(t, total=1)) as c:
+        r = c.get(f"{fake.url}/{V}/big")
+    assert r.status_code == 503 and len(r.content) == 1024 * 1024  # the last one, whole
+    assert t.slept == [0.5]

@@ -188,3 +188,26 @@ def test_criteo_routing_leaves_other_httpx_urls_alone_and_puts_httpx_back(
     assert (other.api_requests, fake.api_requests, routing.routed) == (1, 0, 0)
     assert httpx.HTTPTransport.handle_request is sync
     assert httpx.AsyncHTTPTransport.handle_async_request is async_
+
+
+def test_a_patch_made_over_the_httpx_routing_keeps_its_place_and_ours_lets_go(
+    fake: FakeCriteo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+
+    def network(transport: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))  # what would have gone to the network
+        return httpx.Response(204, request=request)
+
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", network)
+    with CriteoRouting(fake.url) as routing:
+        ours = httpx.HTTPTransport.handle_request
+
+        def mock(transport: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
+            return ours(transport, request)
+
+        monkeypatch.setattr(httpx.HTTPTransport, "handle_request", mock)
+    assert httpx.HTTPTransport.handle_request is mock  # the later patch keeps its place
+    assert httpx.get("https://api.criteo.com/2025-10/retail-media/me").status_code == 204
+    assert seen == ["https://api.criteo.com/2025-10/retail-media/me"]  # not the fake
+    assert (routing.routed, fake.api_requests) == (0, 0)

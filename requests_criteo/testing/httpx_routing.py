@@ -36,17 +36,29 @@ class HTTPXRouting:
         self.count = count
         self._sync = httpx.HTTPTransport.handle_request
         self._async = httpx.AsyncHTTPTransport.handle_async_request
+        self._patches: tuple[object, object] = (None, None)
+        self._live = False
 
     def start(self) -> None:
         self._sync = httpx.HTTPTransport.handle_request
         self._async = httpx.AsyncHTTPTransport.handle_async_request
+        self._patches = (self._make_sync(), self._make_async())
+        self._live = True
         # Plain functions, bound by the classes (setattr: mypy forbids assigning methods).
-        setattr(httpx.HTTPTransport, "handle_request", self._make_sync())  # noqa: B010
-        setattr(httpx.AsyncHTTPTransport, "handle_async_request", self._make_async())  # noqa: B010
+        setattr(httpx.HTTPTransport, "handle_request", self._patches[0])  # noqa: B010
+        setattr(httpx.AsyncHTTPTransport, "handle_async_request", self._patches[1])  # noqa: B010
 
     def stop(self) -> None:
-        setattr(httpx.HTTPTransport, "handle_request", self._sync)  # noqa: B010
-        setattr(httpx.AsyncHTTPTransport, "handle_async_request", self._async)  # noqa: B010
+        """Put httpx back; a patch made over ours since (a mock) keeps its place, and ours,
+        which it calls, passes everything through from now on."""
+        self._live = False
+        if httpx.HTTPTransport.handle_request is self._patches[0]:
+            setattr(httpx.HTTPTransport, "handle_request", self._sync)  # noqa: B010
+        if httpx.AsyncHTTPTransport.handle_async_request is self._patches[1]:
+            setattr(httpx.AsyncHTTPTransport, "handle_async_request", self._async)  # noqa: B010
+
+    def _routes(self, request: httpx.Request) -> bool:
+        return self._live and self.routed(str(request.url))
 
     def _forwarded(self, request: httpx.Request) -> httpx.Request:
         self.count()
@@ -61,7 +73,7 @@ class HTTPXRouting:
         def handle_request(
             transport: httpx.HTTPTransport, request: httpx.Request
         ) -> httpx.Response:
-            if not self.routed(str(request.url)):
+            if not self._routes(request):
                 return original(transport, request)
             with httpx.HTTPTransport() as plain:
                 answer = plain.handle_request(self._forwarded(request))
@@ -79,7 +91,7 @@ class HTTPXRouting:
         async def handle_async_request(
             transport: httpx.AsyncHTTPTransport, request: httpx.Request
         ) -> httpx.Response:
-            if not self.routed(str(request.url)):
+            if not self._routes(request):
                 return await original(transport, request)
             # A transport per request: an async pool belongs to the event loop that made it.
             async with httpx.AsyncHTTPTransport() as plain:
