@@ -223,11 +223,7 @@ class TokenCache:
             if leader:
                 break
             if flight.loop is not None and flight.loop is running_loop():
-                # Blocking code in the loop of the task leading the flight: waiting for it
-                # would stop the very loop it runs on. Get a token of its own instead.
-                token = fetch()
-                self.put(key, token)
-                return token
+                raise _in_the_leaders_loop()
             if not flight.done.wait(wait):
                 raise self._gave_up(key, flight, wait)
             landed = flight.outcome()
@@ -322,6 +318,15 @@ class TokenCache:
         # released in the child: start afresh, keeping the tokens (still valid).
         self._lock = threading.Lock()
         self._flights = {}
+
+
+def _in_the_leaders_loop() -> TokenRequestError:
+    # Waiting for the task would stop the very loop it runs on; fetching apart would wait
+    # for the store's lock, which the task holds while it awaits the token endpoint.
+    return TokenRequestError(
+        "a blocking token request (a sync client) inside the event loop whose task is "
+        "getting the same token would wait for itself: use the async client there"
+    )
 
 
 def _refresh_time(_key: Hashable, token: Token, _now: float) -> float:

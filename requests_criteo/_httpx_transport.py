@@ -82,8 +82,6 @@ class _Pacing:
             after = policy.increment(request.method, str(request.url), response=answer)
         except MaxRetryError:
             return None
-        if status == 429 and policy.on_429 is not None:
-            policy.on_429(answer)  # as CriteoRetry.sleep tells it, before the wait
         asked = policy.get_retry_after(answer)
         if asked:
             log.info("Criteo asked to wait: retrying in %.2f s (HTTP %s)", asked, status)
@@ -91,6 +89,13 @@ class _Pacing:
         wait = after.get_backoff_time()
         log.info("retrying in %.2f s", wait)
         return after, wait, f"retrying after HTTP {status}"
+
+    @staticmethod
+    def tell_429(policy: CriteoRetry, response: httpx.Response) -> None:
+        """The policy's ``on_429`` told of a 429 about to be retried, as ``CriteoRetry.sleep``
+        tells it before its wait (it may be a caller's function: it may block)."""
+        if policy.on_429 is not None:
+            policy.on_429(HTTPResponse(headers=dict(response.headers), status=429))
 
     def until(self, policy: CriteoRetry, headers: Mapping[str, str]) -> float | None:
         """The Unix time a 429 named (``x-ratelimit-reset`` or ``Retry-After``), if any."""
@@ -141,6 +146,8 @@ class CriteoTransport(httpx.BaseTransport):
             retry = pacing.next_try(policy, request, response)
             if retry is None:
                 return response
+            if response.status_code == 429:
+                pacing.tell_429(policy, response)
             _drain(response)
             policy, wait, why = retry
             pause(wait, why, policy.sleep_func)
@@ -182,10 +189,11 @@ class AsyncCriteoTransport(httpx.AsyncBaseTransport):
             if limiter is not None and response.status_code == 429:
                 until = pacing.until(policy, response.headers)
                 await loop.run_in_executor(None, limiter.rate_limited, until)  # may ask Redis
-            # next_try may tell the policy's on_429, a caller's function: off the loop.
-            retry = await loop.run_in_executor(None, pacing.next_try, policy, request, response)
+            retry = pacing.next_try(policy, request, response)
             if retry is None:
                 return response
+            if response.status_code == 429 and policy.on_429 is not None:
+                await loop.run_in_executor(None, pacing.tell_429, policy, response)
             await _drain_in_loop(response)
             policy, wait, why = retry
             await pause_in_loop(wait, why, policy.sleep_func)

@@ -67,10 +67,10 @@ def test_a_task_leader_closed_with_its_loop_hands_followers_a_new_flight() -> No
     assert [t.access_token for t in got] == ["access-own"]
 
 
-def test_blocking_code_in_the_leading_tasks_loop_gets_a_token_of_its_own() -> None:
+def test_blocking_code_in_the_leading_tasks_loop_is_refused_at_once() -> None:
     cache = TokenCache()
 
-    async def main() -> tuple[str, str]:
+    async def main() -> tuple[str, float, str]:
         release = asyncio.Event()
 
         async def slow() -> Token:
@@ -80,11 +80,16 @@ def test_blocking_code_in_the_leading_tasks_loop_gets_a_token_of_its_own() -> No
         leader = asyncio.create_task(cache.aget_or_fetch(KEY, slow, 10))
         await asyncio.sleep(0)  # the task now leads, awaiting its token request
         # A sync client called in this loop: waiting for the task would stop the loop.
-        own = cache.get_or_fetch(KEY, lambda: token("sync"), 10)
+        started = time.monotonic()
+        with pytest.raises(TokenRequestError, match="use the async client") as refused:
+            cache.get_or_fetch(KEY, lambda: token("sync"), 10)
+        took = time.monotonic() - started
         release.set()
-        return own.access_token, (await leader).access_token
+        return str(refused.value), took, (await leader).access_token
 
-    assert asyncio.run(main()) == ("access-sync", "access-task")
+    message, took, leaders = asyncio.run(main())
+    assert took < 1.0 and leaders == "access-task"
+    assert "inside the event loop" in message
 
 
 def test_the_memory_stores_lock_is_given_up_on_after_its_timeout() -> None:
@@ -97,3 +102,37 @@ def test_the_memory_stores_lock_is_given_up_on_after_its_timeout() -> None:
         pass  # pragma: no cover - never reached
     with store.lock("k"):  # free again once the holder lets go
         pass
+
+
+def test_a_sync_requests_call_inside_the_loop_of_an_httpx_task_getting_the_token_fails_fast() -> (
+    None
+):
+    import httpx
+    import requests
+
+    from requests_criteo import CriteoAuth
+    from requests_criteo.httpx import CriteoHTTPXAuth
+    from requests_criteo.testing import FakeCriteo
+
+    with FakeCriteo() as fake:
+        fake.inject_token_fault(delay=0.5)
+        cache = TokenCache()
+        options = {"token_url": fake.token_url, "cache": cache}
+        sync_auth = CriteoAuth(fake.CLIENT_ID, fake.CLIENT_SECRET, **options)  # type: ignore[arg-type]
+        async_auth = CriteoHTTPXAuth(fake.CLIENT_ID, fake.CLIENT_SECRET, **options)  # type: ignore[arg-type]
+        me = fake.url + "/2025-10/retail-media/me"
+
+        async def main() -> tuple[float, int]:
+            async with httpx.AsyncClient(auth=async_auth) as client:
+                task = asyncio.create_task(client.get(me))
+                while fake.token_requests == 0:  # the task now holds the flight
+                    await asyncio.sleep(0.01)
+                started = time.monotonic()
+                with pytest.raises(TokenRequestError, match="use the async client"):
+                    requests.get(me, auth=sync_auth, timeout=5)
+                took = time.monotonic() - started
+                return took, (await task).status_code
+
+        took, status = asyncio.run(main())
+    assert took < 0.5 and status == 200
+    assert fake.token_requests == 1

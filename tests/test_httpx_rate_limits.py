@@ -317,8 +317,34 @@ async def test_a_callers_on_429_is_told_of_each_retried_429_sync_and_async(
 def test_a_retried_answers_body_is_read_only_so_far(
     fake: FakeCriteo, clock: FakeClock, t: Time
 ) -> None:
+    read: list[list[int]] = []  # the bytes read of each answer, chunk by chunk
+
+    class Counting(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            answer = super().handle_request(request)
+            chunks: list[int] = []
+            read.append(chunks)
+            assert isinstance(answer.stream, httpx.SyncByteStream)
+            inner: httpx.SyncByteStream = answer.stream
+
+            class Stream(httpx.SyncByteStream):
+                def __iter__(self) -> Iterator[bytes]:
+                    for chunk in inner:
+                        chunks.append(len(chunk))
+                        yield chunk
+
+                def close(self) -> None:
+                    inner.close()
+
+            return httpx.Response(answer.status_code, headers=answer.headers, stream=Stream())
+
     fake.set_response(f"/{V}/big", status=503, body=b"x" * (1024 * 1024))
-    with client(fake, clock, t, retry=retry(t, total=1)) as c:
+    auth = auth_for(fake, clock)
+    transport = CriteoTransport(auth, Counting(), retry=retry(t, total=1))
+    with httpx.Client(auth=auth, transport=transport) as c:
         r = c.get(f"{fake.url}/{V}/big")
     assert r.status_code == 503 and len(r.content) == 1024 * 1024  # the last one, whole
+    first, last = read[-2], read[-1]
+    assert 64 * 1024 < sum(first) <= 64 * 1024 + max(first)  # dropped after 64 KiB
+    assert sum(last) == 1024 * 1024
     assert t.slept == [0.5]
