@@ -30,9 +30,18 @@ from ._waits import pause, pause_in_loop
 from .ratelimit import RateLimiter, budget_of, is_reporting
 from .retry import CriteoRetry
 
-__all__ = ["AsyncCriteoTransport", "CriteoTransport"]
+__all__ = ["AsyncCriteoTransport", "CriteoTransport", "body_kept"]
 
 log = logging.getLogger("requests_criteo")
+
+
+def body_kept(request: httpx.Request) -> bool:
+    """Whether *request*'s body can be sent again: bytes httpx kept, not a stream it sent."""
+    try:
+        request.content  # noqa: B018 - raises for a body that was streamed, not kept
+    except httpx.RequestNotRead:
+        return False
+    return True
 
 
 class _HasCredentials(Protocol):
@@ -73,9 +82,7 @@ class _Pacing:
         status, headers = response.status_code, response.headers
         if not policy.is_retry(request.method, status, "Retry-After" in headers):
             return None
-        try:
-            request.content  # noqa: B018 - raises for a body that was streamed, not kept
-        except httpx.RequestNotRead:
+        if not body_kept(request):
             return None
         answer = HTTPResponse(headers=dict(headers), status=status)
         try:
@@ -99,8 +106,7 @@ class _Pacing:
 
     def until(self, policy: CriteoRetry, headers: Mapping[str, str]) -> float | None:
         """The Unix time a 429 named (``x-ratelimit-reset`` or ``Retry-After``), if any."""
-        seconds = policy.get_retry_after(HTTPResponse(headers=dict(headers), status=429))
-        return policy.wall_clock() + seconds if seconds else None
+        return policy.reset_at(HTTPResponse(headers=dict(headers), status=429))
 
 
 class CriteoTransport(httpx.BaseTransport):

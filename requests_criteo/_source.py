@@ -97,7 +97,9 @@ class TokenSource:
         Every store operation is a :class:`~._token_request.Call` step, so that an async
         driver can run it off its event loop (and in the thread that holds the lock).
         """
-        log.debug("requesting a token for client %s from %s", self.client_id, self.endpoint.url)
+        log.debug(
+            "requesting a token for client %s from %s", self.client_id, self.endpoint.request.url
+        )
         stored = yield Call(self.store.read, (self.key,))
         token = self._usable(stored)
         if token is not None:

@@ -52,6 +52,7 @@ from ._token_request import (
     drive,
     no_answer,
     not_connected,
+    past_deadline,
 )
 from .exceptions import CriteoAuthError, TokenRequestError
 
@@ -197,8 +198,6 @@ class TokenEndpoint:
         session: requests.Session | None = None,
     ) -> None:
         self.request = request
-        self.url = request.url
-        self.deadline = request.deadline
         self.user_agent = user_agent
         self.session = session if session is not None else self._new_session()
 
@@ -263,9 +262,7 @@ class TokenEndpoint:
         worker.join(remaining)
         if worker.is_alive():
             attempt.abandon()
-            return TokenRequestError(
-                f"the token endpoint did not answer within the {self.deadline:g} s deadline"
-            )
+            return past_deadline(self.request.deadline)
         return outcome[0]
 
     def _send(self, body: str, timeout: tuple[float, float]) -> requests.Response:
@@ -275,15 +272,15 @@ class TokenEndpoint:
         3xx body of any size), no response hooks and no cookies; the session still
         supplies its adapters and the environment's proxies and CA bundle.
         """
-        headers = {**FORM_HEADERS, "User-Agent": self.user_agent}
-        request = requests.Request("POST", self.url, data=body, headers=headers, auth=_no_auth)
+        url, headers = self.request.url, {**FORM_HEADERS, "User-Agent": self.user_agent}
+        request = requests.Request("POST", url, data=body, headers=headers, auth=_no_auth)
         prepared = self.session.prepare_request(request)
         settings = self.session.merge_environment_settings(
-            self.url, {}, stream=True, verify=None, cert=None
+            url, {}, stream=True, verify=None, cert=None
         )
         verify = settings["verify"] if settings["verify"] is not None else True
         cert, proxies = settings["cert"], settings["proxies"]
-        return self.session.get_adapter(self.url).send(
+        return self.session.get_adapter(url).send(
             prepared, stream=True, timeout=timeout, verify=verify, cert=cert, proxies=proxies
         )
 

@@ -93,6 +93,13 @@ def no_answer(read_timeout: float) -> Failed:
     return Failed(f"connected to the token endpoint, no answer within {read_timeout:g} s", False)
 
 
+def past_deadline(deadline: float) -> TokenRequestError:
+    """An attempt still under way at the deadline: given up, not retried."""
+    return TokenRequestError(
+        f"the token endpoint did not answer within the {deadline:g} s deadline"
+    )
+
+
 def cut_off(name: str) -> Failed:
     """Connected, then the connection failed (*name*: the error's class)."""
     return Failed(f"connected to the token endpoint, then the connection failed ({name})", False)

@@ -227,8 +227,7 @@ class CriteoAdapter(HTTPAdapter):
         """
         retry = self._max_retries
         reader = retry if isinstance(retry, CriteoRetry) else CriteoRetry()
-        seconds = reader.get_retry_after(response)
-        limiter.rate_limited(reader.wall_clock() + seconds if seconds else None)
+        limiter.rate_limited(reader.reset_at(response))
 
 
 def mount(session: requests.Session, auth: CriteoAuth, **adapter_options: Any) -> CriteoAdapter:

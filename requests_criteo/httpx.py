@@ -38,9 +38,18 @@ from .__version__ import __version__
 from ._answer import MAX_TOKEN_BODY, length_refusal, size_refusal
 from ._cache import Token
 from ._credentials import Credentials, Options, from_env
-from ._httpx_transport import AsyncCriteoTransport, CriteoTransport
+from ._httpx_transport import AsyncCriteoTransport, CriteoTransport, body_kept
 from ._text import Answer
-from ._token_request import FORM_HEADERS, Failed, Reply, Send, cut_off, no_answer, not_connected
+from ._token_request import (
+    FORM_HEADERS,
+    Failed,
+    Reply,
+    Send,
+    cut_off,
+    no_answer,
+    not_connected,
+    past_deadline,
+)
 from ._transport import RequestsTransport
 from .envelope import MAX_ENVELOPE_BODY, Envelope, bearer_of, json_of, read_envelope, summary
 from .exceptions import CriteoAPIError, CriteoAuthError, TokenRequestError
@@ -87,6 +96,7 @@ class CriteoHTTPXAuth(httpx.Auth):
         self.credentials = Credentials(
             client_id, client_secret, transport=RequestsTransport(), **options
         )
+        self._token_requests = _TokenRequests(self.credentials)
 
     @classmethod
     def from_env(cls, **options: Unpack[Options]) -> CriteoHTTPXAuth:
@@ -117,7 +127,7 @@ class CriteoHTTPXAuth(httpx.Auth):
         if not self.credentials.scope.allows(str(request.url)):
             yield request
             return
-        send = _TokenRequests(self.credentials)
+        send = self._token_requests
         token = await self.credentials.token_in_loop(send)
         response = yield _with_token(request, token)
         if self._resend(request, response):
@@ -143,9 +153,7 @@ def _with_token(request: httpx.Request, token: Token) -> httpx.Request:
 
 def _replayable(request: httpx.Request) -> bool:
     """Whether *request*'s body can be sent again (logging why not)."""
-    try:
-        request.content  # noqa: B018 - raises for a body that was streamed, not kept
-    except httpx.RequestNotRead:
+    if not body_kept(request):
         where = str(request.url.copy_with(query=None))  # a query may carry ids
         log.warning(
             "Criteo answered 401 to %s %s, whose body is a stream that cannot be sent "
@@ -176,9 +184,7 @@ class _TokenRequests:
         try:
             return await asyncio.wait_for(self._attempt(step, tls), step.remaining)
         except asyncio.TimeoutError:
-            return TokenRequestError(
-                f"the token endpoint did not answer within the {self.deadline:g} s deadline"
-            )
+            return past_deadline(self.deadline)
 
     async def _attempt(self, step: Send, tls: ssl.SSLContext) -> Reply | Failed | CriteoAuthError:
         connect, read = step.timeout

@@ -145,6 +145,12 @@ class CriteoRetry(Retry):
                     return seconds
         return None
 
+    def reset_at(self, response: BaseHTTPResponse) -> float | None:
+        """The Unix time *response* asked to wait until (capped as :meth:`get_retry_after`
+        caps it), or ``None``: what a 429 tells a rate limiter to pause until."""
+        seconds = self.get_retry_after(response)
+        return self.wall_clock() + seconds if seconds else None
+
     def sleep_for_retry(self, response: BaseHTTPResponse) -> bool:
         seconds = self.get_retry_after(response)
         if seconds:
